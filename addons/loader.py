@@ -1,0 +1,113 @@
+"""Reading an addon: `addon.json` validated into typed config, networks loaded on demand.
+
+Nothing in an addon is executed: the config is JSON, block types are looked up in the registry
+by name, and archives are inspected before torch reads them (archive.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from voicestack.addons.format import ADDON_FILE, AddonConfig
+from voicestack.blocks.errors import ConfigError, Problem
+
+if TYPE_CHECKING:
+    from voicestack.addons.network import Network
+    from voicestack.placement.config import BlockPlacement, Placement
+
+
+class AddonError(ConfigError):
+    """An addon cannot be loaded. Every problem names the key (or file) it concerns."""
+
+
+class Addon:
+    """A validated addon folder. Networks load when a block first asks for one."""
+
+    def __init__(self, root: Path, config: AddonConfig):
+        self.root = root
+        self.config = config
+        self._networks: dict[tuple[str, str], Network] = {}
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def symbols(self) -> list[str]:
+        return self.config.symbols
+
+    @property
+    def audio(self):  # -> AudioConfig
+        return self.config.audio
+
+    @property
+    def placement(self) -> Placement:
+        return self.config.placement
+
+    def networks_with_role(self, role: str) -> list[str]:
+        return [name for name, spec in self.config.networks.items() if spec.role == role]
+
+    def network(self, name: str, placement: BlockPlacement, path: str = "") -> Network:
+        """The network `name` on `placement`'s device and shape policy (cached per placement)."""
+        from voicestack.addons.archive import load_exported_program as load_program
+        from voicestack.addons.network import Network, check_signature
+
+        spec = self.config.networks.get(name)
+        if spec is None:
+            raise AddonError(
+                [Problem(path or "networks", f"no network {name!r} in the addon (has: {', '.join(self.config.networks)})")]
+            )
+        key = (name, placement.model_dump_json())
+        if key not in self._networks:
+            program = load_program(self.root / spec.file)
+            problems = check_signature(program, spec, f"networks.{name}")
+            if problems:
+                raise AddonError(problems)
+            self._networks[key] = Network(name, spec, program, placement)
+        return self._networks[key]
+
+    def __repr__(self) -> str:
+        return f"Addon({self.name!r}, {str(self.root)!r})"
+
+
+def read_config(root: Path) -> AddonConfig:
+    """Parse and validate `addon.json`; raise AddonError listing every problem."""
+    file = root / ADDON_FILE
+    if not file.is_file():
+        raise AddonError([Problem(str(file), "no addon.json: not an addon folder")])
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise AddonError([Problem(ADDON_FILE, f"not valid JSON: {e}")]) from e
+    try:
+        config = AddonConfig.model_validate(data)
+    except ValidationError as e:
+        raise AddonError([_problem(err) for err in e.errors()]) from e
+    missing = [
+        Problem(f"networks.{name}.file", f"file {spec.file!r} is not in the addon folder")
+        for name, spec in config.networks.items()
+        if not (root / spec.file).is_file()
+    ]
+    if missing:
+        raise AddonError(missing)
+    return config
+
+
+def load_addon(root: str | Path) -> Addon:
+    """Read and validate an addon folder (its networks load lazily, safely)."""
+    root = Path(root).resolve()
+    return Addon(root, read_config(root))
+
+
+def _problem(err: dict) -> Problem:
+    key = ".".join(str(p) for p in err["loc"])
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "missing required key"
+    return Problem(key, msg)

@@ -1,0 +1,192 @@
+"""A network of an addon, loaded safely and called through its shape policy.
+
+Blocks hand the network unbatched tensors by name; this adds the batch axis, builds the `mask`
+input, pads to a static size or splits past the largest one when the placement says so, and
+removes the padding from the outputs. Host-side work stays here, around the one device call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from voicestack.addons.format import NetworkSpec, TensorSpec
+from voicestack.blocks.errors import Problem
+from voicestack.placement.shapes import StaticShapes, split_at_boundaries
+
+if TYPE_CHECKING:
+    import torch
+
+    from voicestack.placement.config import BlockPlacement
+
+MASK = "mask"
+
+
+class Network:
+    """One exported network on one device, under one shape policy."""
+
+    def __init__(self, name: str, spec: NetworkSpec, program: Any, placement: BlockPlacement):
+        import torch
+
+        self.name = name
+        self.spec = spec
+        self.device = torch.device(placement.device)
+        self.shapes = placement.shapes
+        self.module = program.module().to(self.device)
+        #: Shapes of every call, by input name, while `recording` is set (tests, diagnostics).
+        self.recording = False
+        self.calls: list[dict[str, tuple[int, ...]]] = []
+
+    @property
+    def length_inputs(self) -> list[TensorSpec]:
+        return [t for t in self.spec.inputs if t.length_axis is not None]
+
+    def run(self, inputs: dict[str, torch.Tensor], boundaries: list[int] | None = None) -> dict[str, torch.Tensor]:
+        """Call the network on unbatched `inputs`; return its unbatched outputs by name.
+
+        `boundaries` are the positions where the input may be split (word starts) if it is
+        longer than the largest static size. Padding is masked and removed from the outputs.
+        """
+        import torch
+
+        missing = [t.name for t in self.spec.inputs if t.name != MASK and t.name not in inputs]
+        if missing:
+            raise ValueError(f"network {self.name!r}: missing inputs {missing}")
+        length = self._length(inputs)
+        if length is None:
+            return self._call(inputs, None, None)
+        max_size = self.shapes.max_size
+        if max_size is None or length <= max_size:
+            return self._call(inputs, length, self.shapes.padded_size(length))
+        pieces = split_at_boundaries(length, boundaries or [], max_size)
+        outs = [
+            self._call(self._slice(inputs, s, e), e - s, self.shapes.padded_size(e - s)) for s, e in pieces
+        ]
+        result = {}
+        for spec in self.spec.outputs:
+            axis = spec.length_axis
+            if axis is None:  # not length-dependent: the pieces agree only if it is constant
+                result[spec.name] = outs[0][spec.name]
+            else:
+                result[spec.name] = torch.cat([o[spec.name] for o in outs], dim=axis - 1)
+        return result
+
+    def _length(self, inputs: dict[str, torch.Tensor]) -> int | None:
+        lengths = {
+            t.name: inputs[t.name].shape[t.length_axis - 1]
+            for t in self.length_inputs
+            if t.name in inputs and t.name != MASK
+        }
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"network {self.name!r}: inputs disagree on length: {lengths}")
+        return next(iter(lengths.values()), None)
+
+    def _slice(self, inputs: dict[str, torch.Tensor], start: int, end: int) -> dict[str, torch.Tensor]:
+        out = dict(inputs)
+        for t in self.length_inputs:
+            if t.name in out:
+                out[t.name] = out[t.name].narrow(t.length_axis - 1, start, end - start)
+        return out
+
+    def _call(
+        self, inputs: dict[str, torch.Tensor], length: int | None, size: int | None
+    ) -> dict[str, torch.Tensor]:
+        import torch
+
+        args = []
+        for t in self.spec.inputs:
+            if t.name == MASK and t.name not in inputs:
+                assert length is not None and size is not None
+                x = torch.zeros(size, dtype=torch.float32)
+                x[:length] = 1.0
+            else:
+                x = inputs[t.name]
+                if t.length_axis is not None and size is not None and size > length:
+                    axis = t.length_axis - 1
+                    pad = list(x.shape)
+                    pad[axis] = size - length
+                    x = torch.cat([x, x.new_zeros(pad)], dim=axis)
+            args.append(x.unsqueeze(0).to(self.device))
+        if self.recording:
+            self.calls.append({t.name: tuple(a.shape) for t, a in zip(self.spec.inputs, args, strict=True)})
+        with torch.inference_mode():
+            raw = self.module(*args)
+        if not isinstance(raw, (tuple, list)):
+            raw = (raw,)
+        outs = {}
+        for spec, y in zip(self.spec.outputs, raw, strict=True):
+            y = y[0].to("cpu")
+            if spec.length_axis is not None and length is not None and size != length:
+                y = y.narrow(spec.length_axis - 1, 0, length * spec.length_scale)
+            outs[spec.name] = y
+        return outs
+
+    def warm_up(self) -> None:
+        """Run every static size once, so no request pays for a first call (a compile on a
+        static-shape accelerator)."""
+        import torch
+
+        if not isinstance(self.shapes, StaticShapes):
+            return
+        for size in self.shapes.sizes:
+            inputs = {}
+            for t in self.spec.inputs:
+                if t.name == MASK:
+                    continue
+                shape = [size if (isinstance(d, str) and d.startswith("length")) else d for d in t.shape[1:]]
+                if any(isinstance(d, str) for d in shape):
+                    return  # a dim we cannot invent (e.g. state size): warm on first use instead
+                dtype = torch.long if t.dtype == "int64" else torch.float32
+                inputs[t.name] = torch.zeros(shape, dtype=dtype)
+            self.run(inputs)
+
+
+def check_signature(program: Any, spec: NetworkSpec, key: str) -> list[Problem]:
+    """Compare an exported program's inputs and outputs with what the addon declares.
+
+    Names of inputs, and count, rank, dtype and fixed dims of inputs and outputs, must match:
+    blocks rely on the declaration, so a mismatch is an error at load, not at the first request.
+    """
+    import torch
+
+    problems: list[Problem] = []
+    sig = program.graph_signature
+    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    user_inputs = list(sig.user_inputs)
+    declared = [t.name for t in spec.inputs]
+    if user_inputs != declared:
+        problems.append(Problem(f"{key}.inputs", f"declared {declared}, the archive takes {user_inputs}"))
+    else:
+        for t in spec.inputs:
+            problems += _compare(placeholders[t.name].meta.get("val"), t, f"{key}.inputs.{t.name}")
+    output_node = next(n for n in program.graph.nodes if n.op == "output")
+    values = [a.meta.get("val") if isinstance(a, torch.fx.Node) else None for a in output_node.args[0]]
+    values = values[: len(sig.user_outputs)] if len(values) > len(sig.user_outputs) else values
+    if len(values) != len(spec.outputs):
+        problems.append(
+            Problem(f"{key}.outputs", f"declared {len(spec.outputs)} outputs, the archive returns {len(values)}")
+        )
+    else:
+        for t, v in zip(spec.outputs, values, strict=True):
+            problems += _compare(v, t, f"{key}.outputs.{t.name}")
+    return problems
+
+
+def _compare(value: Any, spec: TensorSpec, key: str) -> list[Problem]:
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        return [Problem(key, "the archive has no tensor here")]
+    dtype = {"float32": torch.float32, "int64": torch.int64}[spec.dtype]
+    problems = []
+    if value.dtype != dtype:
+        problems.append(Problem(key, f"declared dtype {spec.dtype}, the archive has {value.dtype}"))
+    if value.dim() != len(spec.shape):
+        problems.append(Problem(key, f"declared rank {len(spec.shape)}, the archive has {value.dim()}"))
+        return problems
+    for i, (dim, actual) in enumerate(zip(spec.shape, value.shape, strict=True)):
+        if isinstance(dim, int) and isinstance(actual, int) and dim != actual:
+            problems.append(Problem(key, f"dim {i}: declared {dim}, the archive has {actual}"))
+    return problems
+
+

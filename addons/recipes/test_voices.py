@@ -1,0 +1,153 @@
+"""Build the two test voices: tiny, randomly initialised networks of each architecture.
+
+They test the plumbing (formats, blocks, streaming, shapes, serving), not speech: their audio is
+noise. One is duration-based (text encoder + duration predictor, upsampler, decoder), one is
+attention-based (encoder, autoregressive attention decoder); both share the vocoder design.
+Weights are seeded, so every build is the same voice.
+
+    python -m voicestack.addons.recipes.test_voices DEST
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from voicestack.addons.format import FORMAT_VERSION
+from voicestack.addons.recipes import tiny_networks as nets
+
+SAMPLE_RATE, HOP, N_MELS, DIM, STATE = 22050, 256, 80, 32, 64
+MAX_SYMBOLS, MAX_FRAMES = 1024, 8192
+#: Bumped when the test voices change, so a cache of them is rebuilt.
+TEST_VOICES_VERSION = "1"
+
+
+def _export(module: torch.nn.Module, args: tuple, dynamic: dict, file: Path) -> None:
+    program = torch.export.export(module.eval(), args, dynamic_shapes=dynamic, strict=False)
+    torch.export.save(program, file)
+
+
+def _tensor(name: str, shape: list, dtype: str = "float32") -> dict:
+    return {"name": name, "dtype": dtype, "shape": shape}
+
+
+def _common(name: str, architecture: str, symbols: list[str], description: str) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "version": TEST_VOICES_VERSION,
+        "language": "en-US",
+        "architecture": architecture,
+        "description": description,
+        "audio": {"sample_rate": SAMPLE_RATE, "hop_length": HOP, "n_mels": N_MELS, "n_fft": 1024, "win_length": 1024},
+        "symbols": symbols,
+        "frontend": {"type": "Frontend", "language": "en-us"},
+    }
+
+
+def _vocoder(folder: Path, seed: int) -> dict:
+    torch.manual_seed(seed)
+    vocoder = nets.FrameVocoder(N_MELS, HOP)
+    frames = torch.export.Dim("frames", min=1, max=MAX_FRAMES)
+    _export(vocoder, (torch.randn(1, 20, N_MELS), torch.ones(1, 20)), {"mel": {1: frames}, "mask": {1: frames}}, folder / "vocoder.pt2")
+    return {
+        "file": "vocoder.pt2",
+        "role": "vocoder",
+        "inputs": [_tensor("mel", ["batch", "length", N_MELS]), _tensor("mask", ["batch", "length"])],
+        "outputs": [_tensor("audio", ["batch", f"length*{HOP}"])],
+        "receptive_field_frames": vocoder.receptive_field,
+    }
+
+
+def build_duration_voice(folder: Path, symbols: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(1)
+    n = len(symbols)
+    sym = torch.export.Dim("symbols", min=1, max=MAX_SYMBOLS)
+    frames = torch.export.Dim("frames", min=1, max=MAX_FRAMES)
+    example = (torch.randint(1, n, (1, 12)), torch.ones(1, 12))
+    encoder, durations, decoder = nets.TextEncoder(n, DIM), nets.DurationPredictor(n, DIM), nets.FrameDecoder(DIM, N_MELS)
+    _export(encoder, example, {"symbols": {1: sym}, "mask": {1: sym}}, folder / "text_encoder.pt2")
+    _export(durations, example, {"symbols": {1: sym}, "mask": {1: sym}}, folder / "duration_predictor.pt2")
+    _export(decoder, (torch.randn(1, 40, DIM), torch.ones(1, 40)), {"frames": {1: frames}, "mask": {1: frames}}, folder / "decoder.pt2")
+    symbol_inputs = [_tensor("symbols", ["batch", "length"], "int64"), _tensor("mask", ["batch", "length"])]
+    config = _common("test-duration", "duration", symbols, "Test voice: random duration-based networks (noise).")
+    config["networks"] = {
+        "text_encoder": {"file": "text_encoder.pt2", "role": "encoder", "inputs": symbol_inputs,
+                         "outputs": [_tensor("encodings", ["batch", "length", DIM])]},
+        "duration_predictor": {"file": "duration_predictor.pt2", "role": "encoder", "inputs": symbol_inputs,
+                               "outputs": [_tensor("durations", ["batch", "length"])]},
+        "decoder": {"file": "decoder.pt2", "role": "decoder",
+                    "inputs": [_tensor("frames", ["batch", "length", DIM]), _tensor("mask", ["batch", "length"])],
+                    "outputs": [_tensor("mel", ["batch", "length", N_MELS])],
+                    "receptive_field_frames": decoder.receptive_field},
+        "vocoder": _vocoder(folder, seed=3),
+    }
+    config["stack"] = [
+        {"type": "StreamablePipeline",
+         "sequence_block": {"type": "Encoders"},
+         "streamable_block": {"type": "StreamableStack",
+                              "stack": [{"type": "Upsampler"}, {"type": "Decoder"}]}},
+        {"type": "Vocoder"},
+    ]
+    (folder / "addon.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return folder
+
+
+def build_attention_voice(folder: Path, symbols: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(2)
+    n = len(symbols)
+    sym = torch.export.Dim("symbols", min=1, max=MAX_SYMBOLS)
+    encoder, step = nets.TextEncoder(n, DIM), nets.AttentionStep(N_MELS, DIM, STATE)
+    _export(encoder, (torch.randint(1, n, (1, 12)), torch.ones(1, 12)), {"symbols": {1: sym}, "mask": {1: sym}}, folder / "encoder.pt2")
+    step_args = (torch.zeros(1, N_MELS), torch.zeros(1, STATE), torch.zeros(1, 1), torch.randn(1, 12, DIM), torch.ones(1, 12))
+    step_dynamic = {"prev_frame": None, "hidden": None, "position": None, "encodings": {1: sym}, "mask": {1: sym}}
+    _export(step, step_args, step_dynamic, folder / "attention_decoder.pt2")
+    config = _common("test-attention", "attention", symbols, "Test voice: random attention-based networks (noise).")
+    config["networks"] = {
+        "encoder": {"file": "encoder.pt2", "role": "encoder",
+                    "inputs": [_tensor("symbols", ["batch", "length"], "int64"), _tensor("mask", ["batch", "length"])],
+                    "outputs": [_tensor("encodings", ["batch", "length", DIM])]},
+        "attention_decoder": {
+            "file": "attention_decoder.pt2", "role": "attention_decoder",
+            "inputs": [_tensor("prev_frame", ["batch", N_MELS]), _tensor("hidden", ["batch", STATE]),
+                       _tensor("position", ["batch", 1]), _tensor("encodings", ["batch", "length", DIM]),
+                       _tensor("mask", ["batch", "length"])],
+            "outputs": [_tensor("frame", ["batch", N_MELS]), _tensor("stop", ["batch"]),
+                        _tensor("hidden", ["batch", STATE]), _tensor("position", ["batch", 1]),
+                        _tensor("weights", ["batch", "length"])],
+        },
+        "vocoder": _vocoder(folder, seed=3),
+    }
+    config["stack"] = [
+        {"type": "StreamablePipeline",
+         "sequence_block": {"type": "Encoders"},
+         "streamable_block": {"type": "AttentionDecoder"}},
+        {"type": "Vocoder"},
+    ]
+    (folder / "addon.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return folder
+
+
+def build_test_voices(dest: Path, symbols: list[str] | None = None) -> list[Path]:
+    """Build both test voices under `dest`; return their folders."""
+    if symbols is None:
+        from voicestack.blocks.phonemes import ENGLISH_SYMBOLS
+
+        symbols = list(ENGLISH_SYMBOLS)
+    return [build_duration_voice(dest / "test-duration", symbols), build_attention_voice(dest / "test-attention", symbols)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dest", type=Path)
+    for folder in build_test_voices(parser.parse_args().dest):
+        print(folder)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Finding installed voices: the addon search path.
+
+The path is the repository's addons/voices/ folder plus the folders in `VOICESTACK_ADDONS`
+(separated like PATH). A voice is a folder with an addon.json, directly in a search folder or
+one level down. Until trained reference voices are installed, the two test voices are built on
+first use into a cache folder and served instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from voicestack.addons.format import ADDON_FILE
+
+BUNDLED = Path(__file__).resolve().parent / "voices"
+
+
+@dataclass(frozen=True)
+class VoiceEntry:
+    """A voice found on the search path (read from its addon.json without loading it)."""
+
+    name: str
+    architecture: str
+    language: str
+    path: Path
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "architecture": self.architecture, "language": self.language, "path": str(self.path)}
+
+
+def search_path() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get("VOICESTACK_ADDONS", "").split(os.pathsep) if p]
+    return [BUNDLED, *extra]
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("VOICESTACK_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "voicestack")
+    return Path(base)
+
+
+def _candidates(folder: Path) -> list[Path]:
+    if (folder / ADDON_FILE).is_file():
+        return [folder]
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if (p / ADDON_FILE).is_file())
+
+
+def _entry(folder: Path) -> VoiceEntry | None:
+    try:
+        data = json.loads((folder / ADDON_FILE).read_text(encoding="utf-8"))
+        return VoiceEntry(str(data["name"]), str(data.get("architecture", "?")), str(data.get("language", "?")), folder.resolve())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # listed by `voicestack addon validate`, not here
+
+
+def find_voices(build_test_voices: bool = True) -> list[VoiceEntry]:
+    """Every voice on the search path, first occurrence of a name winning. With no voice
+    installed, the test voices (built once into the cache)."""
+    seen: dict[str, VoiceEntry] = {}
+    for folder in search_path():
+        for candidate in _candidates(folder):
+            entry = _entry(candidate)
+            if entry is not None and entry.name not in seen:
+                seen[entry.name] = entry
+    if not seen and build_test_voices:
+        return [e for e in (_entry(p) for p in test_voices()) if e is not None]
+    return list(seen.values())
+
+
+def test_voices() -> list[Path]:
+    """The test voices' folders, built into the cache on first use."""
+    from voicestack.addons.recipes.test_voices import TEST_VOICES_VERSION
+
+    dest = cache_dir() / f"test-voices-v{TEST_VOICES_VERSION}"
+    folders = [dest / "test-duration", dest / "test-attention"]
+    if not all((f / ADDON_FILE).is_file() for f in folders):
+        from voicestack.addons.recipes.test_voices import build_test_voices
+
+        tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+        build_test_voices(tmp)
+        if dest.exists():  # an incomplete build from an interrupted run
+            shutil.rmtree(dest, ignore_errors=True)
+        try:
+            tmp.rename(dest)
+        except OSError:  # another process finished first: its build is the same voices
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folders
+
+
+def find_voice(name: str) -> VoiceEntry:
+    voices = find_voices()
+    for entry in voices:
+        if entry.name == name:
+            return entry
+    known = ", ".join(e.name for e in voices) or "none"
+    raise LookupError(f"unknown voice {name!r} (known: {known})")

@@ -1,0 +1,44 @@
+"""`voicestack addon validate`: every problem of an addon, each with the key it concerns.
+
+Checks, in order: addon.json against the format; each network archive (safe to load, and its
+inputs and outputs as declared); the front end and stack (types known, keys valid, each block's
+inputs produced before it, receptive fields covered). Later checks need earlier ones to pass
+only where they depend on them, so one run reports as much as it can.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from voicestack.blocks.errors import ConfigError, Problem
+
+
+def validate_addon(path: Path) -> list[Problem]:
+    from voicestack.addons.archive import UnsafeArchiveError, load_exported_program
+    from voicestack.addons.loader import Addon, read_config
+    from voicestack.addons.network import check_signature
+    from voicestack.runtime.voice import build_voice
+
+    root = Path(path).resolve()
+    try:
+        config = read_config(root)
+    except ConfigError as e:
+        return e.problems
+    problems: list[Problem] = []
+    for name, spec in config.networks.items():
+        try:
+            program = load_exported_program(root / spec.file)
+        except UnsafeArchiveError as e:
+            problems.append(Problem(f"networks.{name}.file", str(e)))
+            continue
+        except Exception as e:  # a corrupt archive torch cannot read
+            problems.append(Problem(f"networks.{name}.file", f"cannot be loaded: {e}"))
+            continue
+        problems += check_signature(program, spec, f"networks.{name}")
+    if problems:
+        return problems
+    try:
+        build_voice(Addon(root, config))
+    except ConfigError as e:
+        problems += e.problems
+    return problems

@@ -1,0 +1,101 @@
+"""AttentionDecoder: the legacy autoregressive (Tacotron-like) decoder as a stream source.
+
+Each step feeds the previous frame back in, attends over the encodings, and emits one mel frame
+and a stop logit. The loop stops on the stop token or at a length cap, and yields every
+`chunk_frames` frames. The step network is exported once; the loop lives here, on the host.
+Its recurrent state is every input that is also an output by the same name (hidden state,
+attention position, ...), plus `prev_frame`, which takes the output `frame`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pydantic import Field
+
+from voicestack.blocks.base import BlockConfig, BuildEnv
+from voicestack.blocks.chunk import Chunk
+from voicestack.blocks.errors import Problem, StackError
+from voicestack.blocks.sequence import Features
+from voicestack.blocks.streamable import StreamableBlock
+
+PREV_FRAME, FRAME, STOP, MASK = "prev_frame", "frame", "stop", "mask"
+
+
+class AttentionDecoder(StreamableBlock):
+    consumes = None
+    produces = "mel"
+
+    class Config(BlockConfig):
+        network: str = "attention_decoder"
+        memory: str = Field(default="encodings", description="the feature attended over")
+        chunk_frames: int = Field(default=16, ge=1)
+        stop_threshold: float = Field(default=0.5, gt=0, lt=1)
+        max_frames_per_symbol: float = Field(default=12.0, gt=0)
+        max_frames: int = Field(default=4000, ge=1)
+
+    config: Config
+
+    def __init__(self, config: Config, env: BuildEnv, path: str = ""):
+        super().__init__(config, env, path)
+        self.network = env.network(config.network, "AttentionDecoder", f"{self.path}.network")
+        spec = self.network.spec
+        ins = {t.name: t for t in spec.inputs}
+        outs = {t.name: t for t in spec.outputs}
+        problems = [
+            Problem(f"networks.{config.network}.{side}", f"{what} is required by AttentionDecoder")
+            for side, what, present in [
+                ("inputs", f"input {PREV_FRAME!r}", PREV_FRAME in ins),
+                ("inputs", f"input {config.memory!r}", config.memory in ins),
+                ("outputs", f"output {FRAME!r}", FRAME in outs),
+                ("outputs", f"output {STOP!r}", STOP in outs),
+            ]
+            if not present
+        ]
+        if problems:
+            raise StackError(problems)
+        self._state = [n for n in ins if n in outs]
+        unfixed = [
+            n for n in self._state + [PREV_FRAME] if any(not isinstance(d, int) for d in ins[n].shape[1:])
+        ]
+        if unfixed:
+            raise StackError(
+                [Problem(f"networks.{config.network}.inputs", f"state inputs need fixed sizes after the batch dim: {unfixed}")]
+            )
+        self._state_shapes = {n: list(ins[n].shape[1:]) for n in self._state + [PREV_FRAME]}
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.config.memory,)
+
+    def frames(self, memory) -> Iterator:
+        """Every frame the decoder makes for `memory`, one at a time (the autoregressive loop)."""
+        import torch
+
+        cfg = self.config
+        state = {n: torch.zeros(shape) for n, shape in self._state_shapes.items()}
+        cap = min(cfg.max_frames, max(1, int(cfg.max_frames_per_symbol * memory.shape[0])))
+        for step in range(cap):
+            out = self.network.run({**state, cfg.memory: memory})
+            frame = out[FRAME]
+            stop = torch.sigmoid(out[STOP].reshape(())).item() > cfg.stop_threshold
+            yield frame, stop or step == cap - 1
+            if stop:
+                return
+            state = {n: out[n] for n in self._state}
+            state[PREV_FRAME] = frame
+
+    def stream(self, features: Features, upstream: Iterator[Chunk] | None) -> Iterator[Chunk]:
+        import torch
+
+        pending: list = []
+        start = 0
+        for frame, last in self.frames(features[self.config.memory]):
+            pending.append(frame)
+            # Hold one frame back, so that when the stop token comes the last chunk is not empty.
+            if len(pending) > self.config.chunk_frames and not last:
+                out, pending = pending[: self.config.chunk_frames], pending[self.config.chunk_frames :]
+                yield Chunk(torch.stack(out), start=start)
+                start += len(out)
+            if last:
+                yield Chunk(torch.stack(pending), start=start, is_last=True)

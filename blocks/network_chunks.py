@@ -1,0 +1,82 @@
+"""A chunkwise block backed by one network with a bounded receptive field (decoder, vocoder).
+
+Each chunk arrives with at least the network's receptive field of context on each side; the
+network runs on core and context, and the context is trimmed from its output. The addon declares
+the receptive field and the block refuses a context smaller than it, because only then does the
+stream equal a one-shot run. Under a static shape policy the window is fixed: a chunk longer than
+the window is split into pieces that each carry their own context, and shorter ones are padded.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from voicestack.blocks.base import BlockConfig, BuildEnv
+from voicestack.blocks.chunk import Chunk, split_chunk
+from voicestack.blocks.errors import Problem, StackError
+from voicestack.blocks.streamable import ChunkwiseBlock
+
+
+class NetworkChunkConfig(BlockConfig):
+    network: str
+    context_frames: int | None = Field(
+        default=None, ge=0, description="frames of context per side (default: receptive field)"
+    )
+
+
+class NetworkChunkBlock(ChunkwiseBlock):
+    """Base of Decoder and Vocoder: one network input with a length axis, one output."""
+
+    Config: ClassVar[type[NetworkChunkConfig]] = NetworkChunkConfig
+    config: NetworkChunkConfig
+
+    def __init__(self, config: NetworkChunkConfig, env: BuildEnv, path: str = ""):
+        super().__init__(config, env, path)
+        self.network = env.network(config.network, type(self).__name__, f"{self.path}.network")
+        spec = self.network.spec
+        inputs = [t for t in spec.inputs if t.name != "mask"]
+        if len(inputs) != 1 or len(spec.outputs) != 1:
+            raise StackError(
+                [Problem(f"networks.{config.network}", f"{type(self).__name__} needs a network with one input (besides mask) and one output")]
+            )
+        self._input = inputs[0].name
+        self._scale = spec.outputs[0].length_scale
+        rf = spec.receptive_field_frames
+        if rf is None:
+            raise StackError(
+                [Problem(f"networks.{config.network}.receptive_field_frames", "not declared: without a bounded receptive field the stream cannot equal a one-shot run")]
+            )
+        self._context = config.context_frames if config.context_frames is not None else rf
+        if self._context < rf:
+            raise StackError(
+                [Problem(f"{self.path}.context_frames", f"{self._context} frames do not cover the receptive field of network {config.network!r} ({rf} frames)")]
+            )
+        window = self.network.shapes.max_size
+        if window is not None and window < 2 * self._context + 1:
+            raise StackError(
+                [Problem(f"{self.path}", f"static window {window} cannot hold {self._context} frames of context on each side and a core frame")]
+            )
+
+    @property
+    def context(self) -> tuple[int, int]:
+        return (self._context, self._context)
+
+    def process(self, chunk: Chunk) -> Chunk:
+        import torch
+
+        window = self.network.shapes.max_size
+        if window is not None and chunk.frames.shape[0] > window:
+            pieces = split_chunk(chunk, window, self._context, self._context)
+            return Chunk(
+                torch.cat([self.process(p).frames for p in pieces]),
+                start=chunk.start * self._scale,
+                is_last=chunk.is_last,
+            )
+        out = self.network.run({self._input: chunk.frames})[self.network.spec.outputs[0].name]
+        if out.dim() == 1:  # audio: (samples,) -> (samples, 1)
+            out = out.unsqueeze(-1)
+        s = self._scale
+        core = out[chunk.left * s : out.shape[0] - chunk.right * s]
+        return Chunk(core, start=chunk.start * s, is_last=chunk.is_last)

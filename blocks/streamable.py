@@ -1,0 +1,102 @@
+"""StreamableBlock: yields chunks of frames on demand.
+
+A streamable block takes the chunks of the block before it and/or the features that sequence
+blocks produced, and yields chunks. Streams are typed by what they carry (`upsampled` encodings,
+`mel` frames, `audio` samples) so the registry can refuse a stack whose blocks do not fit.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterator
+from typing import ClassVar
+
+from voicestack.blocks.base import Block
+from voicestack.blocks.chunk import Chunk, with_context
+from voicestack.blocks.errors import Problem
+from voicestack.blocks.sequence import Features
+
+#: `consumes` value of a block that passes any stream through (effects, diagnostics).
+ANY = "any"
+
+
+class StreamableBlock(Block):
+    """Yields chunks on demand.
+
+    `consumes` is the kind of stream it takes from the block before it (None: it is a source and
+    takes none); `produces` is the kind it yields (ANY: the same kind it consumed).
+    """
+
+    consumes: ClassVar[str | None] = None
+    produces: ClassVar[str] = ANY
+
+    @abstractmethod
+    def stream(self, features: Features, upstream: Iterator[Chunk] | None) -> Iterator[Chunk]:
+        """Yield this block's chunks for one utterance, lazily: nothing is computed before the
+        consumer asks for the next chunk."""
+
+    def check(self, available: set[str], upstream: str | None) -> tuple[str, list[Problem]]:
+        """Check this block against what comes before it; return the kind of stream it yields."""
+        problems = []
+        missing = [name for name in self.inputs if name not in available]
+        if missing:
+            problems.append(
+                Problem(
+                    self.path,
+                    f"{self.type_name} needs feature(s) {', '.join(map(repr, missing))}, which no "
+                    f"earlier block produces (available: {', '.join(sorted(available)) or 'none'})",
+                )
+            )
+        if self.consumes is None and upstream is not None:
+            problems.append(
+                Problem(
+                    self.path,
+                    f"{self.type_name} starts a stream of its own, but follows a block that yields "
+                    f"a {upstream!r} stream; it cannot take it",
+                )
+            )
+        elif self.consumes is not None and upstream is None:
+            wanted = "a stream" if self.consumes == ANY else f"a {self.consumes!r} stream"
+            problems.append(
+                Problem(self.path, f"{self.type_name} consumes {wanted}, but no earlier block yields one")
+            )
+        elif self.consumes not in (None, ANY) and upstream not in (self.consumes, ANY):
+            problems.append(
+                Problem(
+                    self.path,
+                    f"{self.type_name} consumes a {self.consumes!r} stream, but the block before it "
+                    f"yields {upstream!r}",
+                )
+            )
+        produced = upstream if self.produces == ANY else self.produces
+        return produced or ANY, problems
+
+
+class ChunkwiseBlock(StreamableBlock):
+    """A streamable block that maps each upstream chunk on its own, given its context.
+
+    It declares the context it needs (`context`: frames before and after the core, at least its
+    receptive field); the stream is re-chunked to carry that much, and `process` returns the
+    output core only. Because each call sees everything it depends on, any replica can process
+    any chunk, and the stream equals a one-shot run on the whole utterance.
+    """
+
+    consumes: ClassVar[str | None] = ANY
+
+    @property
+    def context(self) -> tuple[int, int]:
+        """Frames of context needed before and after each chunk's core."""
+        return (0, 0)
+
+    @abstractmethod
+    def process(self, chunk: Chunk) -> Chunk:
+        """Map one chunk (with at least `context` frames around its core, fewer only at the
+        utterance edges) to its output core: same `start` (in output units) and `is_last`,
+        no context."""
+
+    def stream(self, features: Features, upstream: Iterator[Chunk] | None) -> Iterator[Chunk]:
+        if upstream is None:
+            raise ValueError(f"{self.path or type(self).__name__}: needs an upstream stream")
+        left, right = self.context
+        for chunk in with_context(upstream, left, right):
+            yield self.process(chunk)

@@ -1,0 +1,60 @@
+"""Upsampler: repeats each symbol's encoding for its predicted number of frames, in chunks.
+
+The duration-based (FastSpeech-like) acoustic model's bridge from symbols to frames. It is a
+stream source: the whole upsampled sequence is cheap, so it is made at once and handed out in
+chunks; the first chunk may be smaller so the first audio leaves sooner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pydantic import Field
+
+from voicestack.blocks.base import BlockConfig
+from voicestack.blocks.chunk import Chunk
+from voicestack.blocks.sequence import Features
+from voicestack.blocks.streamable import StreamableBlock
+
+
+class Upsampler(StreamableBlock):
+    consumes = None
+    produces = "upsampled"
+
+    class Config(BlockConfig):
+        chunk_frames: int = Field(default=32, ge=1)
+        first_chunk_frames: int | None = Field(default=None, ge=1)
+        speed: float = Field(default=1.0, gt=0, description="> 1 speaks faster")
+        max_frames: int = Field(default=20000, ge=1, description="cap on one sentence's frames")
+
+    config: Config
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return ("encodings", "durations")
+
+    def frame_counts(self, durations):
+        """Integer frames per symbol from predicted (float) durations."""
+        import torch
+
+        return torch.clamp(torch.round(durations.float() / self.config.speed), min=0).long()
+
+    def stream(self, features: Features, upstream: Iterator[Chunk] | None) -> Iterator[Chunk]:
+        import torch
+
+        encodings, durations = features["encodings"], features["durations"]
+        if encodings.shape[0] != durations.shape[0]:
+            raise ValueError(
+                f"{self.path}: {encodings.shape[0]} encodings but {durations.shape[0]} durations"
+            )
+        frames = torch.repeat_interleave(encodings, self.frame_counts(durations), dim=0)
+        frames = frames[: self.config.max_frames]
+        if frames.shape[0] == 0:  # every duration rounded to 0: one frame so the stream is not empty
+            frames = encodings[:1]
+        total = frames.shape[0]
+        start = 0
+        size = self.config.first_chunk_frames or self.config.chunk_frames
+        while start < total:
+            end = min(total, start + size)
+            yield Chunk(frames[start:end], start=start, is_last=end == total)
+            start, size = end, self.config.chunk_frames

@@ -1,0 +1,1 @@
+"""The `voicestack` command line."""

@@ -1,0 +1,166 @@
+"""`voicestack`: list voices, synthesize to a WAV file, inspect and validate addons.
+
+    voicestack voices [--json]
+    voicestack synth --voice NAME --text "Hello there." -o hello.wav
+    voicestack demo
+    voicestack addon inspect PATH
+    voicestack addon validate PATH
+    voicestack addon build-test-voices DEST
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from voicestack.blocks.errors import ConfigError
+
+
+def cmd_voices(args: argparse.Namespace) -> int:
+    from voicestack.addons.search_path import find_voices
+
+    voices = find_voices()
+    if args.json:
+        print(json.dumps([v.as_dict() for v in voices], indent=2))
+    else:
+        for v in voices:
+            print(f"{v.name:24} {v.architecture:10} {v.language:8} {v.path}")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from voicestack.addons.loader import load_addon
+    from voicestack.addons.search_path import find_voice
+    from voicestack.placement.config import load_placement
+    from voicestack.runtime.local import synthesize_stream
+    from voicestack.runtime.voice import build_voice
+    from voicestack.runtime.wav import write_wav
+
+    text = args.text if args.text is not None else sys.stdin.read()
+    path = Path(args.voice) if Path(args.voice, "addon.json").is_file() else find_voice(args.voice).path
+    placement = load_placement(args.placement) if args.placement else None
+    voice = build_voice(load_addon(path), placement)
+    t0 = time.perf_counter()
+    first = None
+    chunks = []
+    for chunk in synthesize_stream(voice, text):
+        first = first if first is not None else time.perf_counter() - t0
+        chunks.append(chunk.core[:, 0].numpy())
+    total = time.perf_counter() - t0
+    import numpy as np
+
+    audio = np.concatenate(chunks)
+    write_wav(args.output, audio, voice.sample_rate)
+    seconds = len(audio) / voice.sample_rate
+    print(
+        f"{args.output}: {seconds:.2f} s of audio in {len(chunks)} chunks; first chunk after "
+        f"{first * 1000:.0f} ms, all in {total * 1000:.0f} ms (real-time factor {total / seconds:.3f})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from voicestack.addons.inspect import inspect_addon
+
+    print(inspect_addon(Path(args.path)))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from voicestack.addons.validator import validate_addon
+
+    problems = validate_addon(Path(args.path))
+    for p in problems:
+        print(f"{args.path}: {p}", file=sys.stderr)
+    if not problems:
+        print(f"{args.path}: ok")
+    return 1 if problems else 0
+
+
+DEMO_TEXT = "Hello there. This is a streaming demo, made one chunk at a time."
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Stream a short text through every installed voice with the local runtime."""
+    import numpy as np
+
+    from voicestack.addons.loader import load_addon
+    from voicestack.addons.search_path import find_voices
+    from voicestack.runtime.local import synthesize_stream
+    from voicestack.runtime.voice import build_voice
+    from voicestack.runtime.wav import write_wav
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for entry in find_voices():
+        voice = build_voice(load_addon(entry.path))
+        t0 = time.perf_counter()
+        audio = []
+        for i, chunk in enumerate(synthesize_stream(voice, args.text)):
+            audio.append(chunk.core[:, 0].numpy())
+            ms = (time.perf_counter() - t0) * 1000
+            print(f"{entry.name}: chunk {i} ({chunk.length / voice.sample_rate * 1000:.0f} ms of audio) at {ms:.0f} ms")
+        write_wav(out / f"{entry.name}.wav", np.concatenate(audio), voice.sample_rate)
+        print(f"{entry.name}: wrote {out / (entry.name + '.wav')}")
+    return 0
+
+
+def cmd_build_test_voices(args: argparse.Namespace) -> int:
+    from voicestack.addons.recipes.test_voices import build_test_voices
+
+    for folder in build_test_voices(Path(args.dest)):
+        print(folder)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="voicestack", description="Serve and run text-to-speech voices.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    voices = sub.add_parser("voices", help="list the installed voices")
+    voices.add_argument("--json", action="store_true", help="as JSON: name, architecture, language, path")
+    voices.set_defaults(func=cmd_voices)
+
+    synth = sub.add_parser("synth", help="synthesize text to a WAV file (local runtime)")
+    synth.add_argument("--voice", required=True, help="a voice name, or an addon folder")
+    synth.add_argument("--text", help="the text (default: read standard input)")
+    synth.add_argument("-o", "--output", required=True, help="WAV file to write")
+    synth.add_argument("--placement", help="placement file (YAML/JSON) laid over the addon's")
+    synth.set_defaults(func=cmd_synth)
+
+    demo = sub.add_parser("demo", help="stream a text through every voice (local runtime)")
+    demo.add_argument("--text", default=DEMO_TEXT)
+    demo.add_argument("--out", default="out", help="folder for the WAV files")
+    demo.set_defaults(func=cmd_demo)
+
+    addon = sub.add_parser("addon", help="work with addon folders").add_subparsers(dest="addon_command", required=True)
+    inspect = addon.add_parser("inspect", help="print networks, shapes, symbols and stack as a tree")
+    inspect.add_argument("path")
+    inspect.set_defaults(func=cmd_inspect)
+    validate = addon.add_parser("validate", help="check everything; print every problem with its key")
+    validate.add_argument("path")
+    validate.set_defaults(func=cmd_validate)
+    build = addon.add_parser("build-test-voices", help="build the two test voices into DEST")
+    build.add_argument("dest")
+    build.set_defaults(func=cmd_build_test_voices)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ConfigError, LookupError, ValueError, OSError) as e:
+        print(f"voicestack: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

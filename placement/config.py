@@ -1,0 +1,106 @@
+"""The placement config: per block type (per voice, or as a default) its device, Ray resources
+and shape policy.
+
+An addon carries a default placement; a deployment file overrides it. Keys left unset in an
+entry fall back to the entry below it: voice-and-block, then block, then default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from voicestack.placement.shapes import DynamicShapes, ShapePolicy
+
+
+class BlockPlacement(BaseModel):
+    """Where and how one block runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device: str = "cpu"
+    num_cpus: float = Field(default=0.25, ge=0)
+    num_gpus: float = Field(default=0, ge=0)
+    resources: dict[str, float] = Field(default_factory=dict)
+    shapes: ShapePolicy = Field(default_factory=DynamicShapes)
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        kind, _, index = device.partition(":")
+        if kind not in ("cpu", "cuda") or (index and not index.isdigit()) or (kind == "cpu" and index):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+        return device
+
+
+class Placement(BaseModel):
+    """Placement entries by block type, with per-voice overrides."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default: BlockPlacement = Field(default_factory=BlockPlacement)
+    blocks: dict[str, BlockPlacement] = Field(default_factory=dict)
+    voices: dict[str, dict[str, BlockPlacement]] = Field(default_factory=dict)
+
+    def for_block(self, block_type: str, voice: str | None = None) -> BlockPlacement:
+        """The placement of `block_type` in `voice`: most specific entry first, key by key."""
+        layers = [self.default]
+        if block_type in self.blocks:
+            layers.append(self.blocks[block_type])
+        if voice is not None and block_type in self.voices.get(voice, {}):
+            layers.append(self.voices[voice][block_type])
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            merged.update({k: getattr(layer, k) for k in layer.model_fields_set})
+        return BlockPlacement(**merged)
+
+    def overridden_by(self, other: Placement) -> Placement:
+        """This placement with `other`'s entries laid over it (a deployment over an addon)."""
+        blocks = dict(self.blocks)
+        for name, entry in other.blocks.items():
+            blocks[name] = _layer(blocks.get(name), entry)
+        voices = {v: dict(e) for v, e in self.voices.items()}
+        for voice, entries in other.voices.items():
+            for name, entry in entries.items():
+                voices.setdefault(voice, {})[name] = _layer(voices.get(voice, {}).get(name), entry)
+        return Placement(
+            default=_layer(self.default, other.default) if other.default.model_fields_set else self.default,
+            blocks=blocks,
+            voices=voices,
+        )
+
+
+def _layer(below: BlockPlacement | None, above: BlockPlacement) -> BlockPlacement:
+    if below is None:
+        return above
+    merged = {k: getattr(below, k) for k in below.model_fields_set}
+    merged.update({k: getattr(above, k) for k in above.model_fields_set})
+    return BlockPlacement(**merged)
+
+
+def load_placement(path: str) -> Placement:
+    """Read a placement file (YAML or JSON). Errors name the key."""
+    import yaml
+
+    from voicestack.blocks.errors import ConfigError, Problem
+
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = yaml.safe_load(f)  # YAML is a superset of JSON
+        except yaml.YAMLError as e:
+            raise ConfigError([Problem(path, f"not valid YAML/JSON: {e}")]) from e
+    return parse_placement(data, source=path)
+
+
+def parse_placement(data: Any, source: str = "placement") -> Placement:
+    from pydantic import ValidationError
+
+    from voicestack.blocks.errors import ConfigError, Problem
+
+    try:
+        return Placement.model_validate(data or {})
+    except ValidationError as e:
+        raise ConfigError(
+            [Problem(f"{source}: " + ".".join(str(p) for p in err["loc"]), err["msg"]) for err in e.errors()]
+        ) from e

@@ -1,0 +1,82 @@
+"""A Voice: an addon's front end and stack, built by the registry and checked end to end.
+
+The stack's top-level list is built as a StreamableStack; it must start from the features the
+front end makes (symbols, word starts) and end in audio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from voicestack.blocks.base import BuildEnv
+from voicestack.blocks.errors import Problem, StackError
+from voicestack.blocks.registry import REGISTRY, BlockRegistry
+
+if TYPE_CHECKING:
+    from voicestack.addons.loader import Addon
+    from voicestack.blocks.chunk import Chunk
+    from voicestack.blocks.sequence import SequenceBlock
+    from voicestack.blocks.stack import StreamableStack
+    from voicestack.placement.config import Placement
+
+
+@dataclass
+class Voice:
+    addon: Addon
+    frontend: SequenceBlock
+    stack: StreamableStack
+    env: BuildEnv = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.addon.name
+
+    @property
+    def sample_rate(self) -> int:
+        return self.addon.audio.sample_rate
+
+    def sentences(self, text: str) -> list[str]:
+        return self.frontend.sentences(text)  # type: ignore[attr-defined]
+
+    def stream_sentence(self, sentence: str) -> Iterator[Chunk]:
+        """Audio chunks of one sentence, made as they are asked for."""
+        features = self.frontend({"text": sentence})
+        return self.stack.stream(features, None)
+
+    def networks(self) -> list[Any]:
+        return list(self.addon._networks.values())
+
+    def describe(self) -> dict[str, Any]:
+        return {"frontend": self.frontend.describe(), "stack": self.stack.describe()["stack"]}
+
+
+def build_voice(addon: Addon, placement: Placement | None = None, registry: BlockRegistry = REGISTRY) -> Voice:
+    """Build and check a voice; raise StackError with every problem found, each with its key."""
+    from voicestack.blocks.sequence import SequenceBlock
+    from voicestack.blocks.stack import StreamableStack
+
+    merged = addon.placement.overridden_by(placement) if placement is not None else addon.placement
+    env = BuildEnv(addon, merged)
+    problems: list[Problem] = []
+    frontend = stack = None
+    try:
+        frontend = registry.build(addon.config.frontend, "frontend", env)
+        if not isinstance(frontend, SequenceBlock) or "text" not in frontend.inputs:
+            problems.append(Problem("frontend", f"{frontend.type_name} is not a front end (a SequenceBlock taking 'text')"))
+    except StackError as e:
+        problems += e.problems
+    try:
+        stack = registry.build({"type": "StreamableStack", "stack": addon.config.stack}, "", env)
+        assert isinstance(stack, StreamableStack)
+    except StackError as e:
+        problems += [Problem(p.key.lstrip("."), p.message) for p in e.problems]
+    if frontend is not None and stack is not None and not problems:
+        kind, found = stack.check(set(frontend.outputs), None)
+        problems += [Problem(p.key.lstrip("."), p.message) for p in found]
+        if not found and kind != "audio":
+            problems.append(Problem("stack", f"the stack must end in audio; it yields {kind!r}"))
+    if problems:
+        raise StackError(problems)
+    return Voice(addon, frontend, stack, env)  # type: ignore[arg-type]
