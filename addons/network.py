@@ -7,7 +7,7 @@ removes the padding from the outputs. Host-side work stays here, around the one 
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from voicestack.addons.format import NetworkSpec, TensorSpec
@@ -20,6 +20,14 @@ if TYPE_CHECKING:
     from voicestack.placement.config import BlockPlacement
 
 MASK = "mask"
+
+
+@dataclass(frozen=True)
+class NetworkCall:
+    """One recorded call: the shapes the network saw, and the real length before padding."""
+
+    shapes: dict[str, tuple[int, ...]]
+    length: int | None
 
 
 class Network:
@@ -35,7 +43,7 @@ class Network:
         self.module = program.module().to(self.device)
         #: Shapes of every call, by input name, while `recording` is set (tests, diagnostics).
         self.recording = False
-        self.calls: list[dict[str, tuple[int, ...]]] = []
+        self.calls: list[NetworkCall] = []
 
     @property
     def length_inputs(self) -> list[TensorSpec]:
@@ -108,7 +116,8 @@ class Network:
                     x = torch.cat([x, x.new_zeros(pad)], dim=axis)
             args.append(x.unsqueeze(0).to(self.device))
         if self.recording:
-            self.calls.append({t.name: tuple(a.shape) for t, a in zip(self.spec.inputs, args, strict=True)})
+            shapes = {t.name: tuple(a.shape) for t, a in zip(self.spec.inputs, args, strict=True)}
+            self.calls.append(NetworkCall(shapes, length))
         with torch.inference_mode():
             raw = self.module(*args)
         if not isinstance(raw, (tuple, list)):

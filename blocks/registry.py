@@ -36,6 +36,7 @@ BUILTIN_BLOCKS: Mapping[str, str] = {
     "Decoder": "voicestack.blocks.decoder:Decoder",
     "AttentionDecoder": "voicestack.blocks.attention_decoder:AttentionDecoder",
     "Vocoder": "voicestack.blocks.vocoder:Vocoder",
+    "GriffinLim": "voicestack.blocks.griffin_lim:GriffinLim",
     "Gain": "voicestack.blocks.gain:Gain",
     "Diagnostics": "voicestack.blocks.diagnostics:Diagnostics",
 }
