@@ -11,7 +11,6 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
 from voicestack.placement.config import Placement
 
 #: Version of this format. Bumped on any change an older loader could misread.
@@ -66,7 +65,9 @@ class TensorSpec(_Strict):
     def _dims(cls, shape: list[Dim]) -> list[Dim]:
         for dim in shape:
             if isinstance(dim, int) and dim < 1 or isinstance(dim, str) and not _DIM.match(dim):
-                raise ValueError(f"dim {dim!r} must be a positive int, 'batch', 'length' or 'length*K'")
+                raise ValueError(
+                    f"dim {dim!r} must be a positive int, 'batch', 'length' or 'length*K'"
+                )
         return shape
 
     @property
@@ -133,7 +134,9 @@ class AddonConfig(_Strict):
     @classmethod
     def _supported(cls, version: int) -> int:
         if version != FORMAT_VERSION:
-            raise ValueError(f"format_version {version} is not supported (this loader reads {FORMAT_VERSION})")
+            raise ValueError(
+                f"format_version {version} is not supported (this loader reads {FORMAT_VERSION})"
+            )
         return version
 
     @field_validator("symbols")

@@ -9,7 +9,13 @@ from typing import Any
 def _tree(node: Any, prefix: str = "") -> list[str]:
     """Render a block node ({"type": ..., children...}) as tree lines."""
     lines = []
-    children = [(k, v) for k, v in node.items() if isinstance(v, dict) and "type" in v or (isinstance(v, list) and v and all(isinstance(x, dict) and "type" in x for x in v))]
+    children = [
+        (k, v)
+        for k, v in node.items()
+        if isinstance(v, dict)
+        and "type" in v
+        or (isinstance(v, list) and v and all(isinstance(x, dict) and "type" in x for x in v))
+    ]
     settings = {k: v for k, v in node.items() if k != "type" and (k, v) not in children}
     label = node["type"] + (f" {settings}" if settings else "")
     lines.append(label)
@@ -45,7 +51,10 @@ def inspect_addon(path: Path) -> str:
         cont = "│     " if i == len(names) - 1 else "│  │  "
         size = (root / spec.file).stat().st_size if (root / spec.file).is_file() else 0
         rf = spec.receptive_field_frames
-        out.append(f"{pre}{name} [{spec.role}] {spec.file} ({size / 1e6:.2f} MB)" + (f", receptive field ±{rf} frames" if rf is not None else ""))
+        out.append(
+            f"{pre}{name} [{spec.role}] {spec.file} ({size / 1e6:.2f} MB)"
+            + (f", receptive field ±{rf} frames" if rf is not None else "")
+        )
         for t in spec.inputs:
             out.append(f"{cont}in  {t.name}: {t.dtype}[{', '.join(map(str, t.shape))}]")
         for t in spec.outputs:
@@ -56,5 +65,7 @@ def inspect_addon(path: Path) -> str:
         lines = _tree(node)
         out.append(("│  └─ " if last else "│  ├─ ") + f"[{i}] " + lines[0])
         out += [("│     " if last else "│  │  ") + line for line in lines[1:]]
-    out.append(f"└─ placement: {c.placement.model_dump(exclude_defaults=True) or 'defaults (cpu, dynamic shapes)'}")
+    out.append(
+        f"└─ placement: {c.placement.model_dump(exclude_defaults=True) or 'defaults (cpu, dynamic shapes)'}"
+    )
     return "\n".join(out)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
-
 from voicestack.addons.format import ADDON_FILE, AddonConfig
 from voicestack.blocks.errors import ConfigError, Problem
 
@@ -54,17 +53,25 @@ class Addon:
     def network(self, name: str, placement: BlockPlacement, path: str = "") -> Network:
         """The network `name` on `placement`'s device and shape policy (cached per placement)."""
         from voicestack.addons.archive import load_exported_program as load_program
-        from voicestack.addons.network import Network, check_signature
+        from voicestack.addons.network import Network, check_signature, check_static_sizes
 
         spec = self.config.networks.get(name)
         if spec is None:
             raise AddonError(
-                [Problem(path or "networks", f"no network {name!r} in the addon (has: {', '.join(self.config.networks)})")]
+                [
+                    Problem(
+                        path or "networks",
+                        f"no network {name!r} in the addon (has: {', '.join(self.config.networks)})",
+                    )
+                ]
             )
         key = (name, placement.model_dump_json())
         if key not in self._networks:
             program = load_program(self.root / spec.file)
             problems = check_signature(program, spec, f"networks.{name}")
+            problems += check_static_sizes(
+                program, spec, placement.shapes, f"{path or 'placement'}: network {name!r}"
+            )
             if problems:
                 raise AddonError(problems)
             self._networks[key] = Network(name, spec, program, placement)

@@ -16,7 +16,6 @@ from voicestack.placement.shapes import StaticShapes, split_at_boundaries
 
 if TYPE_CHECKING:
     import torch
-
     from voicestack.placement.config import BlockPlacement
 
 MASK = "mask"
@@ -49,7 +48,9 @@ class Network:
     def length_inputs(self) -> list[TensorSpec]:
         return [t for t in self.spec.inputs if t.length_axis is not None]
 
-    def run(self, inputs: dict[str, torch.Tensor], boundaries: list[int] | None = None) -> dict[str, torch.Tensor]:
+    def run(
+        self, inputs: dict[str, torch.Tensor], boundaries: list[int] | None = None
+    ) -> dict[str, torch.Tensor]:
         """Call the network on unbatched `inputs`; return its unbatched outputs by name.
 
         `boundaries` are the positions where the input may be split (word starts) if it is
@@ -68,7 +69,8 @@ class Network:
             return self._call(inputs, length, self.shapes.padded_size(length))
         pieces = split_at_boundaries(length, boundaries or [], max_size)
         outs = [
-            self._call(self._slice(inputs, s, e), e - s, self.shapes.padded_size(e - s)) for s, e in pieces
+            self._call(self._slice(inputs, s, e), e - s, self.shapes.padded_size(e - s))
+            for s, e in pieces
         ]
         result = {}
         for spec in self.spec.outputs:
@@ -89,7 +91,9 @@ class Network:
             raise ValueError(f"network {self.name!r}: inputs disagree on length: {lengths}")
         return next(iter(lengths.values()), None)
 
-    def _slice(self, inputs: dict[str, torch.Tensor], start: int, end: int) -> dict[str, torch.Tensor]:
+    def _slice(
+        self, inputs: dict[str, torch.Tensor], start: int, end: int
+    ) -> dict[str, torch.Tensor]:
         out = dict(inputs)
         for t in self.length_inputs:
             if t.name in out:
@@ -142,12 +146,54 @@ class Network:
             for t in self.spec.inputs:
                 if t.name == MASK:
                     continue
-                shape = [size if (isinstance(d, str) and d.startswith("length")) else d for d in t.shape[1:]]
+                shape = [
+                    size if (isinstance(d, str) and d.startswith("length")) else d
+                    for d in t.shape[1:]
+                ]
                 if any(isinstance(d, str) for d in shape):
                     return  # a dim we cannot invent (e.g. state size): warm on first use instead
                 dtype = torch.long if t.dtype == "int64" else torch.float32
                 inputs[t.name] = torch.zeros(shape, dtype=dtype)
             self.run(inputs)
+
+
+def exported_length_range(program: Any, spec: NetworkSpec) -> tuple[int, int] | None:
+    """The lengths the archive was exported for, along the first input's `length` axis, or
+    None when that axis is not dynamic (or there is none)."""
+    import torch
+
+    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    for t in spec.inputs:
+        node = placeholders.get(t.name)
+        if t.length_axis is None or node is None:
+            continue
+        dim = node.meta["val"].shape[t.length_axis]
+        if not isinstance(dim, torch.SymInt):
+            return (int(dim), int(dim))
+        bounds = program.range_constraints.get(dim.node.expr)
+        if bounds is None:
+            return None
+        upper = bounds.upper
+        return int(bounds.lower), int(upper) if upper.is_finite else 2**31 - 1
+    return None
+
+
+def check_static_sizes(program: Any, spec: NetworkSpec, shapes: Any, key: str) -> list[Problem]:
+    """Static sizes must be lengths the archive was exported for."""
+    if not isinstance(shapes, StaticShapes):
+        return []
+    bounds = exported_length_range(program, spec)
+    if bounds is None:
+        return []
+    outside = [s for s in shapes.sizes if not bounds[0] <= s <= bounds[1]]
+    if outside:
+        return [
+            Problem(
+                key,
+                f"static sizes {outside} are outside the lengths the archive was exported for ({bounds[0]}..{bounds[1]})",
+            )
+        ]
+    return []
 
 
 def check_signature(program: Any, spec: NetworkSpec, key: str) -> list[Problem]:
@@ -164,16 +210,23 @@ def check_signature(program: Any, spec: NetworkSpec, key: str) -> list[Problem]:
     user_inputs = list(sig.user_inputs)
     declared = [t.name for t in spec.inputs]
     if user_inputs != declared:
-        problems.append(Problem(f"{key}.inputs", f"declared {declared}, the archive takes {user_inputs}"))
+        problems.append(
+            Problem(f"{key}.inputs", f"declared {declared}, the archive takes {user_inputs}")
+        )
     else:
         for t in spec.inputs:
             problems += _compare(placeholders[t.name].meta.get("val"), t, f"{key}.inputs.{t.name}")
     output_node = next(n for n in program.graph.nodes if n.op == "output")
-    values = [a.meta.get("val") if isinstance(a, torch.fx.Node) else None for a in output_node.args[0]]
+    values = [
+        a.meta.get("val") if isinstance(a, torch.fx.Node) else None for a in output_node.args[0]
+    ]
     values = values[: len(sig.user_outputs)] if len(values) > len(sig.user_outputs) else values
     if len(values) != len(spec.outputs):
         problems.append(
-            Problem(f"{key}.outputs", f"declared {len(spec.outputs)} outputs, the archive returns {len(values)}")
+            Problem(
+                f"{key}.outputs",
+                f"declared {len(spec.outputs)} outputs, the archive returns {len(values)}",
+            )
         )
     else:
         for t, v in zip(spec.outputs, values, strict=True):
@@ -191,11 +244,11 @@ def _compare(value: Any, spec: TensorSpec, key: str) -> list[Problem]:
     if value.dtype != dtype:
         problems.append(Problem(key, f"declared dtype {spec.dtype}, the archive has {value.dtype}"))
     if value.dim() != len(spec.shape):
-        problems.append(Problem(key, f"declared rank {len(spec.shape)}, the archive has {value.dim()}"))
+        problems.append(
+            Problem(key, f"declared rank {len(spec.shape)}, the archive has {value.dim()}")
+        )
         return problems
     for i, (dim, actual) in enumerate(zip(spec.shape, value.shape, strict=True)):
         if isinstance(dim, int) and isinstance(actual, int) and dim != actual:
             problems.append(Problem(key, f"dim {i}: declared {dim}, the archive has {actual}"))
     return problems
-
-

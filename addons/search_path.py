@@ -29,7 +29,12 @@ class VoiceEntry:
     path: Path
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "architecture": self.architecture, "language": self.language, "path": str(self.path)}
+        return {
+            "name": self.name,
+            "architecture": self.architecture,
+            "language": self.language,
+            "path": str(self.path),
+        }
 
 
 def search_path() -> list[Path]:
@@ -38,7 +43,9 @@ def search_path() -> list[Path]:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("VOICESTACK_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "voicestack")
+    base = os.environ.get("VOICESTACK_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "voicestack"
+    )
     return Path(base)
 
 
@@ -53,7 +60,12 @@ def _candidates(folder: Path) -> list[Path]:
 def _entry(folder: Path) -> VoiceEntry | None:
     try:
         data = json.loads((folder / ADDON_FILE).read_text(encoding="utf-8"))
-        return VoiceEntry(str(data["name"]), str(data.get("architecture", "?")), str(data.get("language", "?")), folder.resolve())
+        return VoiceEntry(
+            str(data["name"]),
+            str(data.get("architecture", "?")),
+            str(data.get("language", "?")),
+            folder.resolve(),
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None  # listed by `voicestack addon validate`, not here
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pydantic import Field
-
 from voicestack.blocks.base import BlockConfig, BuildEnv
 from voicestack.blocks.chunk import Chunk
 from voicestack.blocks.errors import Problem, StackError
@@ -56,11 +55,18 @@ class AttentionDecoder(StreamableBlock):
             raise StackError(problems)
         self._state = [n for n in ins if n in outs]
         unfixed = [
-            n for n in self._state + [PREV_FRAME] if any(not isinstance(d, int) for d in ins[n].shape[1:])
+            n
+            for n in self._state + [PREV_FRAME]
+            if any(not isinstance(d, int) for d in ins[n].shape[1:])
         ]
         if unfixed:
             raise StackError(
-                [Problem(f"networks.{config.network}.inputs", f"state inputs need fixed sizes after the batch dim: {unfixed}")]
+                [
+                    Problem(
+                        f"networks.{config.network}.inputs",
+                        f"state inputs need fixed sizes after the batch dim: {unfixed}",
+                    )
+                ]
             )
         self._state_shapes = {n: list(ins[n].shape[1:]) for n in self._state + [PREV_FRAME]}
 
@@ -94,7 +100,10 @@ class AttentionDecoder(StreamableBlock):
             pending.append(frame)
             # Hold one frame back, so that when the stop token comes the last chunk is not empty.
             if len(pending) > self.config.chunk_frames and not last:
-                out, pending = pending[: self.config.chunk_frames], pending[self.config.chunk_frames :]
+                out, pending = (
+                    pending[: self.config.chunk_frames],
+                    pending[self.config.chunk_frames :],
+                )
                 yield Chunk(torch.stack(out), start=start)
                 start += len(out)
             if last:

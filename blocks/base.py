@@ -6,6 +6,7 @@ them from config; the runtime decides where they run.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -81,6 +82,10 @@ class Block:
     def outputs(self) -> tuple[str, ...]:
         """Names of the features this block adds."""
         return ()
+
+    def walk(self) -> Iterator[Block]:
+        """This block and every block nested in it, depth first."""
+        yield self
 
     def describe(self) -> dict[str, Any]:
         """The block as a JSON-able tree, for `addon inspect` and `GET /v1/voices`."""

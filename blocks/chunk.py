@@ -31,7 +31,9 @@ class Chunk:
 
     def __post_init__(self) -> None:
         if self.frames.dim() != 2:
-            raise ValueError(f"Chunk.frames must be (time, channels), got {tuple(self.frames.shape)}")
+            raise ValueError(
+                f"Chunk.frames must be (time, channels), got {tuple(self.frames.shape)}"
+            )
         if self.left < 0 or self.right < 0 or self.left + self.right > self.frames.shape[0]:
             raise ValueError(
                 f"context left={self.left} right={self.right} does not fit in "
@@ -92,7 +94,9 @@ def with_context(chunks: Iterable[Chunk], left: int, right: int) -> Iterator[Chu
         else:
             expected = history_start + history.shape[0]
             if chunk.start != expected:
-                raise ValueError(f"chunks are not contiguous: expected start {expected}, got {chunk.start}")
+                raise ValueError(
+                    f"chunks are not contiguous: expected start {expected}, got {chunk.start}"
+                )
             history = torch.cat([history, core])
         pending.append(chunk)
         last_seen = chunk.is_last

@@ -15,7 +15,12 @@ class SequenceBlockContainer(SequenceBlock):
     children: ClassVar[dict[str, ChildArity]] = {"blocks": "many"}
 
     def __init__(
-        self, config: BlockConfig, env: BuildEnv, path: str = "", *, blocks: list[SequenceBlock] | None = None
+        self,
+        config: BlockConfig,
+        env: BuildEnv,
+        path: str = "",
+        *,
+        blocks: list[SequenceBlock] | None = None,
     ):
         super().__init__(config, env, path)
         self.blocks: list[SequenceBlock] = list(blocks or [])
@@ -50,6 +55,11 @@ class SequenceBlockContainer(SequenceBlock):
             problems += found
         return available, problems
 
+    def walk(self):
+        yield self
+        for block in self.blocks:
+            yield from block.walk()
+
     def describe(self) -> dict[str, Any]:
         node = super().describe()
         node["blocks"] = [b.describe() for b in self.blocks]
@@ -62,5 +72,8 @@ def _require_sequence_blocks(blocks: list[Any]) -> None:
     wrong = [b for b in blocks if not isinstance(b, SequenceBlock)]
     if wrong:
         raise StackError(
-            [Problem(b.path, f"expected a SequenceBlock, got {b.type_name} (a StreamableBlock)") for b in wrong]
+            [
+                Problem(b.path, f"expected a SequenceBlock, got {b.type_name} (a StreamableBlock)")
+                for b in wrong
+            ]
         )

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from pydantic import Field
-
 from voicestack.blocks.base import BlockConfig, BuildEnv
 from voicestack.blocks.chunk import Chunk
 from voicestack.blocks.sequence import Features

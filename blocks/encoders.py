@@ -52,7 +52,9 @@ class Encoders(SequenceBlockContainer):
 
     def __init__(self, config: Config, env: BuildEnv, path: str = ""):
         addon = env.require_addon(path)
-        names = config.networks if config.networks is not None else addon.networks_with_role("encoder")
+        names = (
+            config.networks if config.networks is not None else addon.networks_with_role("encoder")
+        )
         if not names:
             raise StackError([Problem(path, "the addon has no network with role 'encoder'")])
         blocks = [
@@ -82,8 +84,7 @@ class CustomizedEncoders(Encoders):
         current = dict(features)
         produced: dict[str, Any] = {}
         for level in self._levels:
-            snapshot = dict(current)
-            for out in self._pool.map(lambda b: b(snapshot), level):
+            for out in self._pool.map(lambda b, seen=dict(current): b(seen), level):
                 current.update(out)
                 produced.update(out)
         return produced
@@ -96,10 +97,14 @@ def _levels(blocks: list[SequenceBlock], path: str = "") -> list[list[SequenceBl
     produced: set[str] = set()
     remaining = list(blocks)
     while remaining:
-        ready = [b for b in remaining if all(n in produced or n not in made_inside for n in b.inputs)]
+        ready = [
+            b for b in remaining if all(n in produced or n not in made_inside for n in b.inputs)
+        ]
         if not ready:
             names = [b.config.network for b in remaining]
-            raise StackError([Problem(path, f"encoder networks depend on each other in a cycle: {names}")])
+            raise StackError(
+                [Problem(path, f"encoder networks depend on each other in a cycle: {names}")]
+            )
         levels.append(ready)
         produced |= {n for b in ready for n in b.outputs}
         remaining = [b for b in remaining if b not in ready]

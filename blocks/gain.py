@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pydantic import Field
-
 from voicestack.blocks.base import BlockConfig
 from voicestack.blocks.chunk import Chunk
 from voicestack.blocks.streamable import ChunkwiseBlock
@@ -19,4 +18,6 @@ class Gain(ChunkwiseBlock):
     config: Config
 
     def process(self, chunk: Chunk) -> Chunk:
-        return Chunk(chunk.core * 10 ** (self.config.gain_db / 20), start=chunk.start, is_last=chunk.is_last)
+        return Chunk(
+            chunk.core * 10 ** (self.config.gain_db / 20), start=chunk.start, is_last=chunk.is_last
+        )

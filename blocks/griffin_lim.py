@@ -11,7 +11,6 @@ from the same phase where they overlap. tests/test_griffin_lim.py states the tol
 from __future__ import annotations
 
 from pydantic import Field
-
 from voicestack.blocks.base import BlockConfig, BuildEnv
 from voicestack.blocks.chunk import Chunk
 from voicestack.blocks.streamable import ChunkwiseBlock
@@ -31,14 +30,17 @@ class GriffinLim(ChunkwiseBlock):
 
     def __init__(self, config: Config, env: BuildEnv, path: str = ""):
         import torch
-
         from voicestack.blocks.mel import mel_filterbank
 
         super().__init__(config, env, path)
         audio = env.require_addon(path).audio
         self.n_fft, self.hop, self.win = audio.n_fft, audio.hop_length, audio.win_length
         self.window = torch.hann_window(self.win)
-        self.inverse = torch.linalg.pinv(mel_filterbank(audio.sample_rate, audio.n_fft, audio.n_mels, audio.f_min_hz, audio.f_max_hz))
+        self.inverse = torch.linalg.pinv(
+            mel_filterbank(
+                audio.sample_rate, audio.n_fft, audio.n_mels, audio.f_min_hz, audio.f_max_hz
+            )
+        )
 
     @property
     def context(self) -> tuple[int, int]:
@@ -51,7 +53,10 @@ class GriffinLim(ChunkwiseBlock):
         bins = self.n_fft // 2 + 1
         t = torch.arange(start, start + frames, dtype=torch.float64)[None, :]
         k = torch.arange(bins, dtype=torch.float64)[:, None]
-        return torch.remainder(t * 0.6180339887 * 977 + k * k * 0.4142135623, 1.0).float() * 6.283185307
+        return (
+            torch.remainder(t * 0.6180339887 * 977 + k * k * 0.4142135623, 1.0).float()
+            * 6.283185307
+        )
 
     def vocode(self, log_mel, first_frame: int):
         """log_mel (frames, n_mels) -> audio (frames * hop,)."""
@@ -60,8 +65,14 @@ class GriffinLim(ChunkwiseBlock):
         magnitude = torch.clamp(self.inverse @ torch.exp(log_mel).T, min=0)  # (bins, frames)
         frames = magnitude.shape[1]
         length = frames * self.hop
-        stft = lambda x: torch.stft(x, self.n_fft, self.hop, self.win, self.window, center=True, return_complex=True)[:, :frames]  # noqa: E731
-        istft = lambda s: torch.istft(s, self.n_fft, self.hop, self.win, self.window, center=True, length=length)  # noqa: E731
+
+        def stft(x):
+            s = torch.stft(x, self.n_fft, self.hop, self.win, self.window, return_complex=True)
+            return s[:, :frames]
+
+        def istft(s):
+            return torch.istft(s, self.n_fft, self.hop, self.win, self.window, length=length)
+
         angles = torch.polar(torch.ones_like(magnitude), self._phase(first_frame, frames))
         previous = torch.zeros_like(angles)
         for _ in range(self.config.n_iter):

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pydantic import Field
-
 from voicestack.blocks.base import BlockConfig, BuildEnv
 from voicestack.blocks.chunk import Chunk, split_chunk
 from voicestack.blocks.errors import Problem, StackError
@@ -39,24 +38,44 @@ class NetworkChunkBlock(ChunkwiseBlock):
         inputs = [t for t in spec.inputs if t.name != "mask"]
         if len(inputs) != 1 or len(spec.outputs) != 1:
             raise StackError(
-                [Problem(f"networks.{config.network}", f"{type(self).__name__} needs a network with one input (besides mask) and one output")]
+                [
+                    Problem(
+                        f"networks.{config.network}",
+                        f"{type(self).__name__} needs a network with one input (besides mask) and one output",
+                    )
+                ]
             )
         self._input = inputs[0].name
         self._scale = spec.outputs[0].length_scale
         rf = spec.receptive_field_frames
         if rf is None:
             raise StackError(
-                [Problem(f"networks.{config.network}.receptive_field_frames", "not declared: without a bounded receptive field the stream cannot equal a one-shot run")]
+                [
+                    Problem(
+                        f"networks.{config.network}.receptive_field_frames",
+                        "not declared: without a bounded receptive field the stream cannot equal a one-shot run",
+                    )
+                ]
             )
         self._context = config.context_frames if config.context_frames is not None else rf
         if self._context < rf:
             raise StackError(
-                [Problem(f"{self.path}.context_frames", f"{self._context} frames do not cover the receptive field of network {config.network!r} ({rf} frames)")]
+                [
+                    Problem(
+                        f"{self.path}.context_frames",
+                        f"{self._context} frames do not cover the receptive field of network {config.network!r} ({rf} frames)",
+                    )
+                ]
             )
         window = self.network.shapes.max_size
         if window is not None and window < 2 * self._context + 1:
             raise StackError(
-                [Problem(f"{self.path}", f"static window {window} cannot hold {self._context} frames of context on each side and a core frame")]
+                [
+                    Problem(
+                        f"{self.path}",
+                        f"static window {window} cannot hold {self._context} frames of context on each side and a core frame",
+                    )
+                ]
             )
 
     @property

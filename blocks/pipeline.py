@@ -72,6 +72,11 @@ class StreamablePipeline(StreamableBlock):
         kind, found = self.streamable_block.check(after_sequence, upstream)
         return kind, problems + found
 
+    def walk(self):
+        yield self
+        yield from self.sequence_block.walk()
+        yield from self.streamable_block.walk()
+
     def describe(self) -> dict[str, Any]:
         node = super().describe()
         node["sequence_block"] = self.sequence_block.describe()

@@ -16,7 +16,6 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from pydantic import ValidationError
-
 from voicestack.blocks.base import Block, BuildEnv
 from voicestack.blocks.errors import ConfigError, Problem, StackError
 
@@ -79,7 +78,9 @@ class BlockRegistry:
     def known(self) -> list[str]:
         """Every name a stack may use (entry points are listed without importing them)."""
         names = set(self._builtins) | set(self._registered)
-        names |= {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if _TYPE_NAME.match(ep.name)}
+        names |= {
+            ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if _TYPE_NAME.match(ep.name)
+        }
         return sorted(names)
 
     def resolve(self, name: str) -> type[Block] | None:
@@ -114,7 +115,9 @@ class BlockRegistry:
 
     def _build(self, node: Any, path: str, env: BuildEnv, problems: list[Problem]) -> Block | None:
         if not isinstance(node, Mapping):
-            problems.append(Problem(path, f"expected a block (an object with a 'type'), got {_kind(node)}"))
+            problems.append(
+                Problem(path, f"expected a block (an object with a 'type'), got {_kind(node)}")
+            )
             return None
         if "type" not in node:
             problems.append(Problem(path, "missing required key 'type'"))
@@ -123,7 +126,9 @@ class BlockRegistry:
         cls = self.resolve(type_name)
         if cls is None:
             problems.append(
-                Problem(path, f"unknown block type {type_name!r} (known: {', '.join(self.known())})")
+                Problem(
+                    path, f"unknown block type {type_name!r} (known: {', '.join(self.known())})"
+                )
             )
             return None
 
@@ -150,7 +155,11 @@ class BlockRegistry:
                 children[key] = self._build(value, child_path, env, problems)
             else:
                 if not isinstance(value, list) or not value:
-                    problems.append(Problem(child_path, f"expected a non-empty list of blocks, got {_kind(value)}"))
+                    problems.append(
+                        Problem(
+                            child_path, f"expected a non-empty list of blocks, got {_kind(value)}"
+                        )
+                    )
                     failed = True
                     continue
                 children[key] = [

@@ -66,6 +66,11 @@ class StreamableStack(StreamableBlock):
             problems += found
         return kind or "any", problems
 
+    def walk(self):
+        yield self
+        for block in self.stack:
+            yield from block.walk()
+
     def describe(self) -> dict[str, Any]:
         node = super().describe()
         node["stack"] = [b.describe() for b in self.stack]

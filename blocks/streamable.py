@@ -58,7 +58,10 @@ class StreamableBlock(Block):
         elif self.consumes is not None and upstream is None:
             wanted = "a stream" if self.consumes == ANY else f"a {self.consumes!r} stream"
             problems.append(
-                Problem(self.path, f"{self.type_name} consumes {wanted}, but no earlier block yields one")
+                Problem(
+                    self.path,
+                    f"{self.type_name} consumes {wanted}, but no earlier block yields one",
+                )
             )
         elif self.consumes not in (None, ANY) and upstream not in (self.consumes, ANY):
             problems.append(
@@ -68,6 +71,8 @@ class StreamableBlock(Block):
                     f"yields {upstream!r}",
                 )
             )
+        if problems:  # what a misplaced block yields is unknown: do not report a cascade
+            return ANY, problems
         produced = upstream if self.produces == ANY else self.produces
         return produced or ANY, problems
 

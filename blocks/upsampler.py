@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pydantic import Field
-
 from voicestack.blocks.base import BlockConfig
 from voicestack.blocks.chunk import Chunk
 from voicestack.blocks.sequence import Features
@@ -49,7 +48,9 @@ class Upsampler(StreamableBlock):
             )
         frames = torch.repeat_interleave(encodings, self.frame_counts(durations), dim=0)
         frames = frames[: self.config.max_frames]
-        if frames.shape[0] == 0:  # every duration rounded to 0: one frame so the stream is not empty
+        if (
+            frames.shape[0] == 0
+        ):  # every duration rounded to 0: one frame so the stream is not empty
             frames = encodings[:1]
         total = frames.shape[0]
         start = 0

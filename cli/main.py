@@ -1,11 +1,11 @@
 """`voicestack`: list voices, synthesize to a WAV file, inspect and validate addons.
 
-    voicestack voices [--json]
-    voicestack synth --voice NAME --text "Hello there." -o hello.wav
-    voicestack demo
-    voicestack addon inspect PATH
-    voicestack addon validate PATH
-    voicestack addon build-test-voices DEST
+voicestack voices [--json]
+voicestack synth --voice NAME --text "Hello there." -o hello.wav
+voicestack demo
+voicestack addon inspect PATH
+voicestack addon validate PATH
+voicestack addon build-test-voices DEST
 """
 
 from __future__ import annotations
@@ -41,7 +41,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from voicestack.runtime.wav import write_wav
 
     text = args.text if args.text is not None else sys.stdin.read()
-    path = Path(args.voice) if Path(args.voice, "addon.json").is_file() else find_voice(args.voice).path
+    path = (
+        Path(args.voice)
+        if Path(args.voice, "addon.json").is_file()
+        else find_voice(args.voice).path
+    )
     placement = load_placement(args.placement) if args.placement else None
     voice = build_voice(load_addon(path), placement)
     t0 = time.perf_counter()
@@ -88,7 +92,6 @@ DEMO_TEXT = "Hello there. This is a streaming demo, made one chunk at a time."
 def cmd_demo(args: argparse.Namespace) -> int:
     """Stream a short text through every installed voice with the local runtime."""
     import numpy as np
-
     from voicestack.addons.loader import load_addon
     from voicestack.addons.search_path import find_voices
     from voicestack.runtime.local import synthesize_stream
@@ -104,7 +107,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for i, chunk in enumerate(synthesize_stream(voice, args.text)):
             audio.append(chunk.core[:, 0].numpy())
             ms = (time.perf_counter() - t0) * 1000
-            print(f"{entry.name}: chunk {i} ({chunk.length / voice.sample_rate * 1000:.0f} ms of audio) at {ms:.0f} ms")
+            print(
+                f"{entry.name}: chunk {i} ({chunk.length / voice.sample_rate * 1000:.0f} ms of audio) at {ms:.0f} ms"
+            )
         write_wav(out / f"{entry.name}.wav", np.concatenate(audio), voice.sample_rate)
         print(f"{entry.name}: wrote {out / (entry.name + '.wav')}")
     return 0
@@ -119,12 +124,16 @@ def cmd_build_test_voices(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="voicestack", description="Serve and run text-to-speech voices.")
+    p = argparse.ArgumentParser(
+        prog="voicestack", description="Serve and run text-to-speech voices."
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = p.add_subparsers(dest="command", required=True)
 
     voices = sub.add_parser("voices", help="list the installed voices")
-    voices.add_argument("--json", action="store_true", help="as JSON: name, architecture, language, path")
+    voices.add_argument(
+        "--json", action="store_true", help="as JSON: name, architecture, language, path"
+    )
     voices.set_defaults(func=cmd_voices)
 
     synth = sub.add_parser("synth", help="synthesize text to a WAV file (local runtime)")
@@ -139,11 +148,17 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="out", help="folder for the WAV files")
     demo.set_defaults(func=cmd_demo)
 
-    addon = sub.add_parser("addon", help="work with addon folders").add_subparsers(dest="addon_command", required=True)
-    inspect = addon.add_parser("inspect", help="print networks, shapes, symbols and stack as a tree")
+    addon = sub.add_parser("addon", help="work with addon folders").add_subparsers(
+        dest="addon_command", required=True
+    )
+    inspect = addon.add_parser(
+        "inspect", help="print networks, shapes, symbols and stack as a tree"
+    )
     inspect.add_argument("path")
     inspect.set_defaults(func=cmd_inspect)
-    validate = addon.add_parser("validate", help="check everything; print every problem with its key")
+    validate = addon.add_parser(
+        "validate", help="check everything; print every problem with its key"
+    )
     validate.add_argument("path")
     validate.set_defaults(func=cmd_validate)
     build = addon.add_parser("build-test-voices", help="build the two test voices into DEST")
@@ -154,7 +169,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return args.func(args)
     except (ConfigError, LookupError, ValueError, OSError) as e:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from voicestack.placement.shapes import DynamicShapes, ShapePolicy
 
 
@@ -29,7 +28,11 @@ class BlockPlacement(BaseModel):
     @classmethod
     def _known_device(cls, device: str) -> str:
         kind, _, index = device.partition(":")
-        if kind not in ("cpu", "cuda") or (index and not index.isdigit()) or (kind == "cpu" and index):
+        if (
+            kind not in ("cpu", "cuda")
+            or (index and not index.isdigit())
+            or (kind == "cpu" and index)
+        ):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
         return device
 
@@ -65,7 +68,9 @@ class Placement(BaseModel):
             for name, entry in entries.items():
                 voices.setdefault(voice, {})[name] = _layer(voices.get(voice, {}).get(name), entry)
         return Placement(
-            default=_layer(self.default, other.default) if other.default.model_fields_set else self.default,
+            default=_layer(self.default, other.default)
+            if other.default.model_fields_set
+            else self.default,
             blocks=blocks,
             voices=voices,
         )
@@ -82,7 +87,6 @@ def _layer(below: BlockPlacement | None, above: BlockPlacement) -> BlockPlacemen
 def load_placement(path: str) -> Placement:
     """Read a placement file (YAML or JSON). Errors name the key."""
     import yaml
-
     from voicestack.blocks.errors import ConfigError, Problem
 
     with open(path, encoding="utf-8") as f:
@@ -95,12 +99,14 @@ def load_placement(path: str) -> Placement:
 
 def parse_placement(data: Any, source: str = "placement") -> Placement:
     from pydantic import ValidationError
-
     from voicestack.blocks.errors import ConfigError, Problem
 
     try:
         return Placement.model_validate(data or {})
     except ValidationError as e:
         raise ConfigError(
-            [Problem(f"{source}: " + ".".join(str(p) for p in err["loc"]), err["msg"]) for err in e.errors()]
+            [
+                Problem(f"{source}: " + ".".join(str(p) for p in err["loc"]), err["msg"])
+                for err in e.errors()
+            ]
         ) from e

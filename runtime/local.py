@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-
 from voicestack.blocks.chunk import Chunk
 from voicestack.runtime.voice import Voice
 
@@ -27,4 +26,6 @@ def synthesize_stream(voice: Voice, text: str) -> Iterator[Chunk]:
 
 def synthesize(voice: Voice, text: str) -> np.ndarray:
     """The whole waveform for `text`: float32, mono, at `voice.sample_rate`."""
-    return np.concatenate([c.core[:, 0].numpy() for c in synthesize_stream(voice, text)]).astype(np.float32)
+    return np.concatenate([c.core[:, 0].numpy() for c in synthesize_stream(voice, text)]).astype(
+        np.float32
+    )

@@ -16,6 +16,7 @@ from voicestack.blocks.registry import REGISTRY, BlockRegistry
 
 if TYPE_CHECKING:
     from voicestack.addons.loader import Addon
+    from voicestack.addons.network import Network
     from voicestack.blocks.chunk import Chunk
     from voicestack.blocks.sequence import SequenceBlock
     from voicestack.blocks.stack import StreamableStack
@@ -45,14 +46,18 @@ class Voice:
         features = self.frontend({"text": sentence})
         return self.stack.stream(features, None)
 
-    def networks(self) -> list[Any]:
-        return list(self.addon._networks.values())
+    def networks(self) -> list[Network]:
+        """The networks this voice's blocks call."""
+        found = {id(b.network): b.network for b in self.stack.walk() if hasattr(b, "network")}
+        return list(found.values())
 
     def describe(self) -> dict[str, Any]:
         return {"frontend": self.frontend.describe(), "stack": self.stack.describe()["stack"]}
 
 
-def build_voice(addon: Addon, placement: Placement | None = None, registry: BlockRegistry = REGISTRY) -> Voice:
+def build_voice(
+    addon: Addon, placement: Placement | None = None, registry: BlockRegistry = REGISTRY
+) -> Voice:
     """Build and check a voice; raise StackError with every problem found, each with its key."""
     from voicestack.blocks.sequence import SequenceBlock
     from voicestack.blocks.stack import StreamableStack
@@ -64,7 +69,12 @@ def build_voice(addon: Addon, placement: Placement | None = None, registry: Bloc
     try:
         frontend = registry.build(addon.config.frontend, "frontend", env)
         if not isinstance(frontend, SequenceBlock) or "text" not in frontend.inputs:
-            problems.append(Problem("frontend", f"{frontend.type_name} is not a front end (a SequenceBlock taking 'text')"))
+            problems.append(
+                Problem(
+                    "frontend",
+                    f"{frontend.type_name} is not a front end (a SequenceBlock taking 'text')",
+                )
+            )
     except StackError as e:
         problems += e.problems
     try:

@@ -15,7 +15,6 @@ import json
 from pathlib import Path
 
 import torch
-
 from voicestack.addons.format import FORMAT_VERSION
 from voicestack.addons.recipes import tiny_networks as nets
 
@@ -42,7 +41,13 @@ def _common(name: str, architecture: str, symbols: list[str], description: str) 
         "language": "en-US",
         "architecture": architecture,
         "description": description,
-        "audio": {"sample_rate": SAMPLE_RATE, "hop_length": HOP, "n_mels": N_MELS, "n_fft": 1024, "win_length": 1024},
+        "audio": {
+            "sample_rate": SAMPLE_RATE,
+            "hop_length": HOP,
+            "n_mels": N_MELS,
+            "n_fft": 1024,
+            "win_length": 1024,
+        },
         "symbols": symbols,
         "frontend": {"type": "Frontend", "language": "en-us"},
     }
@@ -52,11 +57,19 @@ def _vocoder(folder: Path, seed: int) -> dict:
     torch.manual_seed(seed)
     vocoder = nets.FrameVocoder(N_MELS, HOP)
     frames = torch.export.Dim("frames", min=1, max=MAX_FRAMES)
-    _export(vocoder, (torch.randn(1, 20, N_MELS), torch.ones(1, 20)), {"mel": {1: frames}, "mask": {1: frames}}, folder / "vocoder.pt2")
+    _export(
+        vocoder,
+        (torch.randn(1, 20, N_MELS), torch.ones(1, 20)),
+        {"mel": {1: frames}, "mask": {1: frames}},
+        folder / "vocoder.pt2",
+    )
     return {
         "file": "vocoder.pt2",
         "role": "vocoder",
-        "inputs": [_tensor("mel", ["batch", "length", N_MELS]), _tensor("mask", ["batch", "length"])],
+        "inputs": [
+            _tensor("mel", ["batch", "length", N_MELS]),
+            _tensor("mask", ["batch", "length"]),
+        ],
         "outputs": [_tensor("audio", ["batch", f"length*{HOP}"])],
         "receptive_field_frames": vocoder.receptive_field,
     }
@@ -69,31 +82,70 @@ def build_duration_voice(folder: Path, symbols: list[str]) -> Path:
     sym = torch.export.Dim("symbols", min=1, max=MAX_SYMBOLS)
     frames = torch.export.Dim("frames", min=1, max=MAX_FRAMES)
     example = (torch.randint(1, n, (1, 12)), torch.ones(1, 12))
-    encoder, durations, decoder = nets.TextEncoder(n, DIM), nets.DurationPredictor(n, DIM), nets.FrameDecoder(DIM, N_MELS)
+    encoder, durations, decoder = (
+        nets.TextEncoder(n, DIM),
+        nets.DurationPredictor(n, DIM),
+        nets.FrameDecoder(DIM, N_MELS),
+    )
     _export(encoder, example, {"symbols": {1: sym}, "mask": {1: sym}}, folder / "text_encoder.pt2")
-    _export(durations, example, {"symbols": {1: sym}, "mask": {1: sym}}, folder / "duration_predictor.pt2")
-    _export(decoder, (torch.randn(1, 40, DIM), torch.ones(1, 40)), {"frames": {1: frames}, "mask": {1: frames}}, folder / "decoder.pt2")
-    symbol_inputs = [_tensor("symbols", ["batch", "length"], "int64"), _tensor("mask", ["batch", "length"])]
-    config = _common("test-duration", "duration", symbols, "Test voice: random duration-based networks (noise).")
+    _export(
+        durations,
+        example,
+        {"symbols": {1: sym}, "mask": {1: sym}},
+        folder / "duration_predictor.pt2",
+    )
+    _export(
+        decoder,
+        (torch.randn(1, 40, DIM), torch.ones(1, 40)),
+        {"frames": {1: frames}, "mask": {1: frames}},
+        folder / "decoder.pt2",
+    )
+    symbol_inputs = [
+        _tensor("symbols", ["batch", "length"], "int64"),
+        _tensor("mask", ["batch", "length"]),
+    ]
+    config = _common(
+        "test-duration", "duration", symbols, "Test voice: random duration-based networks (noise)."
+    )
     config["networks"] = {
-        "text_encoder": {"file": "text_encoder.pt2", "role": "encoder", "inputs": symbol_inputs,
-                         "outputs": [_tensor("encodings", ["batch", "length", DIM])]},
-        "duration_predictor": {"file": "duration_predictor.pt2", "role": "encoder", "inputs": symbol_inputs,
-                               "outputs": [_tensor("durations", ["batch", "length"])]},
-        "decoder": {"file": "decoder.pt2", "role": "decoder",
-                    "inputs": [_tensor("frames", ["batch", "length", DIM]), _tensor("mask", ["batch", "length"])],
-                    "outputs": [_tensor("mel", ["batch", "length", N_MELS])],
-                    "receptive_field_frames": decoder.receptive_field},
+        "text_encoder": {
+            "file": "text_encoder.pt2",
+            "role": "encoder",
+            "inputs": symbol_inputs,
+            "outputs": [_tensor("encodings", ["batch", "length", DIM])],
+        },
+        "duration_predictor": {
+            "file": "duration_predictor.pt2",
+            "role": "encoder",
+            "inputs": symbol_inputs,
+            "outputs": [_tensor("durations", ["batch", "length"])],
+        },
+        "decoder": {
+            "file": "decoder.pt2",
+            "role": "decoder",
+            "inputs": [
+                _tensor("frames", ["batch", "length", DIM]),
+                _tensor("mask", ["batch", "length"]),
+            ],
+            "outputs": [_tensor("mel", ["batch", "length", N_MELS])],
+            "receptive_field_frames": decoder.receptive_field,
+        },
         "vocoder": _vocoder(folder, seed=3),
     }
     config["stack"] = [
-        {"type": "StreamablePipeline",
-         "sequence_block": {"type": "Encoders"},
-         "streamable_block": {"type": "StreamableStack",
-                              "stack": [{"type": "Upsampler"}, {"type": "Decoder"}]}},
+        {
+            "type": "StreamablePipeline",
+            "sequence_block": {"type": "Encoders"},
+            "streamable_block": {
+                "type": "StreamableStack",
+                "stack": [{"type": "Upsampler"}, {"type": "Decoder"}],
+            },
+        },
         {"type": "Vocoder"},
     ]
-    (folder / "addon.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (folder / "addon.json").write_text(
+        json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return folder
 
 
@@ -103,33 +155,74 @@ def build_attention_voice(folder: Path, symbols: list[str]) -> Path:
     n = len(symbols)
     sym = torch.export.Dim("symbols", min=1, max=MAX_SYMBOLS)
     encoder, step = nets.TextEncoder(n, DIM), nets.AttentionStep(N_MELS, DIM, STATE)
-    _export(encoder, (torch.randint(1, n, (1, 12)), torch.ones(1, 12)), {"symbols": {1: sym}, "mask": {1: sym}}, folder / "encoder.pt2")
-    step_args = (torch.zeros(1, N_MELS), torch.zeros(1, STATE), torch.zeros(1, 1), torch.randn(1, 12, DIM), torch.ones(1, 12))
-    step_dynamic = {"prev_frame": None, "hidden": None, "position": None, "encodings": {1: sym}, "mask": {1: sym}}
+    _export(
+        encoder,
+        (torch.randint(1, n, (1, 12)), torch.ones(1, 12)),
+        {"symbols": {1: sym}, "mask": {1: sym}},
+        folder / "encoder.pt2",
+    )
+    step_args = (
+        torch.zeros(1, N_MELS),
+        torch.zeros(1, STATE),
+        torch.zeros(1, 1),
+        torch.randn(1, 12, DIM),
+        torch.ones(1, 12),
+    )
+    step_dynamic = {
+        "prev_frame": None,
+        "hidden": None,
+        "position": None,
+        "encodings": {1: sym},
+        "mask": {1: sym},
+    }
     _export(step, step_args, step_dynamic, folder / "attention_decoder.pt2")
-    config = _common("test-attention", "attention", symbols, "Test voice: random attention-based networks (noise).")
+    config = _common(
+        "test-attention",
+        "attention",
+        symbols,
+        "Test voice: random attention-based networks (noise).",
+    )
     config["networks"] = {
-        "encoder": {"file": "encoder.pt2", "role": "encoder",
-                    "inputs": [_tensor("symbols", ["batch", "length"], "int64"), _tensor("mask", ["batch", "length"])],
-                    "outputs": [_tensor("encodings", ["batch", "length", DIM])]},
+        "encoder": {
+            "file": "encoder.pt2",
+            "role": "encoder",
+            "inputs": [
+                _tensor("symbols", ["batch", "length"], "int64"),
+                _tensor("mask", ["batch", "length"]),
+            ],
+            "outputs": [_tensor("encodings", ["batch", "length", DIM])],
+        },
         "attention_decoder": {
-            "file": "attention_decoder.pt2", "role": "attention_decoder",
-            "inputs": [_tensor("prev_frame", ["batch", N_MELS]), _tensor("hidden", ["batch", STATE]),
-                       _tensor("position", ["batch", 1]), _tensor("encodings", ["batch", "length", DIM]),
-                       _tensor("mask", ["batch", "length"])],
-            "outputs": [_tensor("frame", ["batch", N_MELS]), _tensor("stop", ["batch"]),
-                        _tensor("hidden", ["batch", STATE]), _tensor("position", ["batch", 1]),
-                        _tensor("weights", ["batch", "length"])],
+            "file": "attention_decoder.pt2",
+            "role": "attention_decoder",
+            "inputs": [
+                _tensor("prev_frame", ["batch", N_MELS]),
+                _tensor("hidden", ["batch", STATE]),
+                _tensor("position", ["batch", 1]),
+                _tensor("encodings", ["batch", "length", DIM]),
+                _tensor("mask", ["batch", "length"]),
+            ],
+            "outputs": [
+                _tensor("frame", ["batch", N_MELS]),
+                _tensor("stop", ["batch"]),
+                _tensor("hidden", ["batch", STATE]),
+                _tensor("position", ["batch", 1]),
+                _tensor("weights", ["batch", "length"]),
+            ],
         },
         "vocoder": _vocoder(folder, seed=3),
     }
     config["stack"] = [
-        {"type": "StreamablePipeline",
-         "sequence_block": {"type": "Encoders"},
-         "streamable_block": {"type": "AttentionDecoder"}},
+        {
+            "type": "StreamablePipeline",
+            "sequence_block": {"type": "Encoders"},
+            "streamable_block": {"type": "AttentionDecoder"},
+        },
         {"type": "Vocoder"},
     ]
-    (folder / "addon.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (folder / "addon.json").write_text(
+        json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return folder
 
 
@@ -139,11 +232,16 @@ def build_test_voices(dest: Path, symbols: list[str] | None = None) -> list[Path
         from voicestack.blocks.phonemes import ENGLISH_SYMBOLS
 
         symbols = list(ENGLISH_SYMBOLS)
-    return [build_duration_voice(dest / "test-duration", symbols), build_attention_voice(dest / "test-attention", symbols)]
+    return [
+        build_duration_voice(dest / "test-duration", symbols),
+        build_attention_voice(dest / "test-attention", symbols),
+    ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("dest", type=Path)
     for folder in build_test_voices(parser.parse_args().dest):
         print(folder)

@@ -19,7 +19,9 @@ class MaskedConvStack(nn.Module):
 
     def __init__(self, channels: int, layers: int, kernel: int):
         super().__init__()
-        self.convs = nn.ModuleList(nn.Conv1d(channels, channels, kernel, padding=kernel // 2) for _ in range(layers))
+        self.convs = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel, padding=kernel // 2) for _ in range(layers)
+        )
         self.receptive_field = layers * (kernel // 2)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -76,7 +78,9 @@ class FrameVocoder(nn.Module):
     Convolutions over frames, then each frame's features projected to its `hop` samples: a
     vocoder whose output for a frame depends on a bounded window of frames."""
 
-    def __init__(self, n_mels: int = 80, hop: int = 256, dim: int = 48, layers: int = 3, kernel: int = 3):
+    def __init__(
+        self, n_mels: int = 80, hop: int = 256, dim: int = 48, layers: int = 3, kernel: int = 3
+    ):
         super().__init__()
         self.inp = nn.Conv1d(n_mels, dim, 1)
         self.convs = MaskedConvStack(dim, layers, kernel)

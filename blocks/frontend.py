@@ -1,0 +1,196 @@
+"""The text front end of every voice: text in, symbol ids out.
+
+`Frontend.sentences` normalises a request's text and cuts it into sentences (the runtime
+pipelines them); `Frontend.__call__` turns one sentence into ids of the voice's symbol table,
+with the word separator between words and the index at which each word starts. Whatever it
+cannot speak (a character it has no reading for, a phoneme the voice's table lacks) it
+reports: logged and skipped (`on_unknown="warn"`) or raised (`"error"`), never dropped
+silently.
+
+Host work only, no network: it runs wherever the runtime puts sequence blocks. torch and
+phonemizer are imported when a Frontend is built, not when this module is imported, so the
+HTTP process can import the name.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from voicestack.blocks.base import BlockConfig, BuildEnv
+from voicestack.blocks.sequence import Features, SequenceBlock
+
+logger = logging.getLogger("voicestack.frontend")
+
+
+@dataclass(frozen=True)
+class UnknownSymbol:
+    """Something in a sentence that the front end cannot speak and therefore skipped.
+
+    `what`: the character or symbol; `where`: a readable position ("character 6 of 'Hi 😀'",
+    "word 2 of 'I know'"); `why`: the reason.
+    """
+
+    what: str
+    where: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.what!r} at {self.where}: {self.why}"
+
+
+class UnknownSymbolError(ValueError):
+    """A sentence holds what the front end cannot speak, and the voice asked for errors."""
+
+    def __init__(self, unknown: list[UnknownSymbol]):
+        self.unknown = list(unknown)
+        super().__init__("cannot speak:\n" + "\n".join(f"  {u}" for u in self.unknown))
+
+
+class NothingToSayError(ValueError):
+    """A sentence yields no phoneme at all (only punctuation, or only characters the front end
+    cannot speak). The runtime skips such a sentence: a voice cannot encode zero symbols, and
+    an empty tensor would fail later, further from the cause."""
+
+
+def _ids_by_symbol(symbols: list[str]) -> dict[str, int]:
+    # The first occurrence wins, should a table list a symbol twice.
+    ids: dict[str, int] = {}
+    for index, symbol in enumerate(symbols):
+        ids.setdefault(symbol, index)
+    return ids
+
+
+def _describe_character(character: str) -> str:
+    """'U+1F600 GRINNING FACE': which character, also where a terminal cannot show it."""
+    return f"U+{ord(character):04X} {unicodedata.name(character, 'unnamed character')}"
+
+
+class Frontend(SequenceBlock):
+    """Text to symbol ids through normalisation and espeak-ng (see `phonemes.G2P`).
+
+    Features: reads `text` (one sentence, as `sentences` returns it; raw text works too, as
+    normalisation is idempotent), adds
+    - `symbols`: torch.long (N,), ids into the symbol table, `WORD_SEPARATOR` between words;
+    - `word_starts`: torch.long (W,), the index in `symbols` of each word's first symbol,
+      where a long input may be cut for static-shape accelerators;
+    - `unknown`: list[UnknownSymbol], what was skipped.
+    Raises `NothingToSayError` (a ValueError) for a sentence without any phoneme, and
+    `UnknownSymbolError` (a ValueError) when `on_unknown="error"` and anything is unknown.
+    """
+
+    class Config(BlockConfig):
+        #: An espeak-ng voice name ("en-us", "en-gb", "fr"). The normaliser uses its language.
+        language: str = "en-us"
+        #: What to do with what cannot be spoken: log it and skip it, or raise.
+        on_unknown: Literal["warn", "error"] = "warn"
+
+    config: Config
+
+    def __init__(self, config: Config, env: BuildEnv, path: str = "", **children: Any):
+        super().__init__(config, env, path=path, **children)
+        from voicestack.blocks.errors import Problem, StackError
+        from voicestack.blocks.phonemes import (
+            ENGLISH_SYMBOLS,
+            G2P,
+            PAD,
+            STRESS_MARKS,
+            WORD_SEPARATOR,
+        )
+        from voicestack.blocks.text_normalization import SPOKEN_PUNCTUATION
+
+        where = self.path or path or type(self).__name__
+        symbols = list(env.addon.symbols) if env.addon is not None else list(ENGLISH_SYMBOLS)
+        self.symbols: list[str] = symbols
+        self._ids = _ids_by_symbol(symbols)
+        if WORD_SEPARATOR not in self._ids:
+            raise StackError(
+                [Problem(where, "the symbol table has no word separator ' ' (a space)")]
+            )
+        self._separator_id = self._ids[WORD_SEPARATOR]
+        self._not_phonemes = frozenset([PAD, WORD_SEPARATOR, *STRESS_MARKS, *SPOKEN_PUNCTUATION])
+        self._normalizer_language = config.language.replace("_", "-").split("-")[0].lower()
+        try:
+            self._g2p = G2P(config.language, symbols=symbols)
+        except RuntimeError as error:  # phonemizer: 'language "xx" is not supported ...'
+            raise StackError([Problem(f"{where}.language", str(error))]) from error
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return ("text",)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return ("symbols", "word_starts", "unknown")
+
+    def sentences(self, text: str) -> list[str]:
+        """The request's text, normalised and split into sentences, in order."""
+        from voicestack.blocks.text_normalization import normalize, split_sentences
+
+        return split_sentences(normalize(text, self._normalizer_language))
+
+    def __call__(self, features: Features) -> dict[str, Any]:
+        import torch
+        from voicestack.blocks.text_normalization import find_unknown_characters, normalize
+
+        sentence = normalize(features["text"], self._normalizer_language)
+        unknown = []
+        skip = set()
+        for index, character in find_unknown_characters(sentence, self._normalizer_language):
+            skip.add(index)
+            unknown.append(
+                UnknownSymbol(
+                    character,
+                    f"character {index} of {sentence!r}",
+                    f"no reading for {_describe_character(character)} in {self.config.language}",
+                )
+            )
+        # A space, not nothing, so that "a😀b" stays two words.
+        speakable = "".join(" " if i in skip else c for i, c in enumerate(sentence))
+
+        ids: list[int] = []
+        word_starts: list[int] = []
+        has_phoneme = False
+        for number, word in enumerate(self._g2p.words(speakable)):
+            word_ids = []
+            for symbol in word:
+                if symbol in self._ids:
+                    word_ids.append(self._ids[symbol])
+                    has_phoneme = has_phoneme or symbol not in self._not_phonemes
+                else:
+                    unknown.append(
+                        UnknownSymbol(
+                            symbol,
+                            f"word {number} /{''.join(word)}/ of {sentence!r}",
+                            "espeak-ng produced it, but the voice's symbol table has no such "
+                            "symbol",
+                        )
+                    )
+            if not word_ids:
+                continue
+            if ids:
+                ids.append(self._separator_id)
+            word_starts.append(len(ids))
+            ids.extend(word_ids)
+
+        self._report(unknown)
+        if not has_phoneme:
+            raise NothingToSayError(f"nothing to say in {features['text']!r}")
+        return {
+            "symbols": torch.tensor(ids, dtype=torch.long),
+            "word_starts": torch.tensor(word_starts, dtype=torch.long),
+            "unknown": unknown,
+        }
+
+    def _report(self, unknown: list[UnknownSymbol]) -> None:
+        if not unknown:
+            return
+        if self.config.on_unknown == "error":
+            raise UnknownSymbolError(unknown)
+        logger.warning(
+            "%s skipped what it cannot speak:\n%s",
+            self.path or type(self).__name__,
+            "\n".join(f"  {u}" for u in unknown),
+        )

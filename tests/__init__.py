@@ -1,0 +1,1 @@
+"""voicestack tests: each module specifies one part of the behaviour."""
