@@ -46,6 +46,10 @@ class GriffinLim(ChunkwiseBlock):
     def context(self) -> tuple[int, int]:
         return (self.config.context_frames, self.config.context_frames)
 
+    @property
+    def scale(self) -> int:
+        return self.hop
+
     def _phase(self, start: int, frames: int):
         """A fixed pseudo-random initial phase per absolute frame index."""
         import torch

@@ -82,6 +82,10 @@ class NetworkChunkBlock(ChunkwiseBlock):
     def context(self) -> tuple[int, int]:
         return (self._context, self._context)
 
+    @property
+    def scale(self) -> int:
+        return self._scale
+
     def process(self, chunk: Chunk) -> Chunk:
         import torch
 

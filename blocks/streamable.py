@@ -93,6 +93,33 @@ class ChunkwiseBlock(StreamableBlock):
         """Frames of context needed before and after each chunk's core."""
         return (0, 0)
 
+    @property
+    def scale(self) -> int:
+        """Output units per input frame (a vocoder's hop length; 1 for most blocks)."""
+        return 1
+
+    def apply(self, chunk: Chunk, keep: tuple[int, int] = (0, 0)) -> Chunk:
+        """Map one chunk and pass on up to `keep` input frames of its context, mapped too.
+
+        This is how a chunk crosses a chain of stateless calls: the source gives each chunk the
+        context of every block after it, and each block spends its own and keeps the rest for
+        the next. The kept frames are exact (they still have `context` frames around them, or
+        the utterance's edge), so the next block's output equals a one-shot run as well.
+        """
+        kl, kr = min(chunk.left, keep[0]), min(chunk.right, keep[1])
+        widened = Chunk(
+            chunk.frames,
+            start=chunk.start - kl,
+            left=chunk.left - kl,
+            right=chunk.right - kr,
+            is_last=chunk.is_last,
+        )
+        out = self.process(widened)
+        s = self.scale
+        return Chunk(
+            out.frames, start=chunk.start * s, left=kl * s, right=kr * s, is_last=out.is_last
+        )
+
     @abstractmethod
     def process(self, chunk: Chunk) -> Chunk:
         """Map one chunk (with at least `context` frames around its core, fewer only at the

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from voicestack.blocks.sequence import SequenceBlock
     from voicestack.blocks.stack import StreamableStack
     from voicestack.placement.config import Placement
+    from voicestack.runtime.plan import Plan
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Voice:
     frontend: SequenceBlock
     stack: StreamableStack
     env: BuildEnv = field(repr=False)
+    plan: Plan = field(repr=False)
 
     @property
     def name(self) -> str:
@@ -43,8 +45,10 @@ class Voice:
 
     def stream_sentence(self, sentence: str) -> Iterator[Chunk]:
         """Audio chunks of one sentence, made as they are asked for."""
+        from voicestack.runtime.plan import stream_local
+
         features = self.frontend({"text": sentence})
-        return self.stack.stream(features, None)
+        return stream_local(self.plan, features)
 
     def networks(self) -> list[Network]:
         """The networks this voice's blocks call."""
@@ -89,4 +93,6 @@ def build_voice(
             problems.append(Problem("stack", f"the stack must end in audio; it yields {kind!r}"))
     if problems:
         raise StackError(problems)
-    return Voice(addon, frontend, stack, env)  # type: ignore[arg-type]
+    from voicestack.runtime.plan import compile_plan
+
+    return Voice(addon, frontend, stack, env, compile_plan(stack))  # type: ignore[arg-type]
