@@ -1,0 +1,241 @@
+"""Byte encoders for the streaming HTTP endpoint ``POST /v1/synthesize``.
+
+A request picks one of three output formats; this module turns the audio (and, for
+``msgpack``, optional mel frames) that a voice produces chunk by chunk into the bytes the
+response body streams:
+
+``wav``
+    One 44-byte RIFF/WAVE header (PCM16, mono) followed by raw samples. The total length
+    is unknown when the header is sent, so its size fields hold ``0xFFFFFFFF``.
+``pcm``
+    Raw little-endian signed 16-bit mono samples and nothing else; the sample rate travels
+    in the content type (``audio/L16;rate=...;channels=1``).
+``msgpack``
+    A sequence of independently packed msgpack maps, each with a ``"type"`` key
+    (``audio``, ``mel``, ``end`` or ``error``), so a client can decode messages with
+    ``msgpack.Unpacker`` as bytes arrive and learn about errors that happen mid-stream.
+
+Only numpy and msgpack are needed here; tensors are converted to numpy by the caller.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgpack
+import numpy as np
+
+FORMATS: tuple[str, ...] = ("wav", "pcm", "msgpack")
+MEDIA_TYPES: dict[str, str] = {
+    "wav": "audio/wav",
+    "pcm": "audio/L16",
+    "msgpack": "application/x-msgpack",
+}
+
+#: Placeholder for RIFF and data chunk sizes when the stream length is unknown.
+UNKNOWN_SIZE = 0xFFFFFFFF
+
+_CHANNELS = 1
+_SAMPLE_WIDTH = 2  # bytes per sample: PCM16
+_HEADER_BYTES = 44
+_PCM_SCALE = 32767.0
+
+__all__ = [
+    "FORMATS",
+    "MEDIA_TYPES",
+    "UNKNOWN_SIZE",
+    "StreamEncoder",
+    "check_format",
+    "decode_msgpack_stream",
+    "media_type",
+    "pcm16",
+    "wav_header",
+]
+
+
+def check_format(fmt: str) -> str:
+    """Return ``fmt`` if it is a known format, else raise ``ValueError`` naming the known ones."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown audio format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def _check_sample_rate(sample_rate: int) -> int:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | np.integer):
+        raise TypeError(f"sample_rate must be an int, got {type(sample_rate).__name__}")
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    return int(sample_rate)
+
+
+def media_type(fmt: str, sample_rate: int) -> str:
+    """The HTTP content type for ``fmt``; for ``pcm`` it carries the rate and channel count.
+
+    >>> media_type("pcm", 22050)
+    'audio/L16;rate=22050;channels=1'
+    """
+    check_format(fmt)
+    if fmt == "pcm":
+        rate = _check_sample_rate(sample_rate)
+        return f"{MEDIA_TYPES['pcm']};rate={rate};channels={_CHANNELS}"
+    return MEDIA_TYPES[fmt]
+
+
+def pcm16(audio: np.ndarray) -> bytes:
+    """Float mono samples in [-1, 1] as little-endian signed 16-bit PCM bytes.
+
+    Values outside [-1, 1] are clipped, NaN becomes silence, and each sample is scaled by
+    32767 and rounded to the nearest integer (so the round trip error is at most 0.5/32767).
+    """
+    samples = np.asarray(audio, dtype=np.float32)
+    if samples.ndim != 1:
+        raise ValueError(f"expected mono audio of shape (samples,), got shape {samples.shape}")
+    samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
+    scaled = np.rint(np.clip(samples, -1.0, 1.0) * _PCM_SCALE)
+    return scaled.astype("<i2").tobytes()
+
+
+def wav_header(sample_rate: int, data_bytes: int | None = None) -> bytes:
+    """A 44-byte RIFF/WAVE header for PCM16 mono audio at ``sample_rate``.
+
+    With ``data_bytes`` the header describes exactly that many bytes of samples. Without it
+    the stream length is unknown when the header goes out (we send it before synthesis
+    finishes), so the RIFF and ``data`` chunk sizes are set to ``0xFFFFFFFF``, the largest
+    value the fields can hold. This is what streaming servers commonly do: players and
+    decoders such as ffmpeg, browsers and sox then read samples until the connection
+    closes. A size of 0 would instead tell strict readers there is no audio at all.
+    Python's stdlib ``wave`` reads such a header but reports a meaningless frame count
+    (2**31 - 1); give ``data_bytes`` when the length is known (e.g. for a file written
+    after the fact) and the header is exact.
+    """
+    rate = _check_sample_rate(sample_rate)
+    if data_bytes is None:
+        riff_size = data_size = UNKNOWN_SIZE
+    else:
+        if isinstance(data_bytes, bool) or not isinstance(data_bytes, int | np.integer):
+            raise TypeError(f"data_bytes must be an int, got {type(data_bytes).__name__}")
+        data_size = int(data_bytes)
+        if data_size < 0 or data_size % (_SAMPLE_WIDTH * _CHANNELS):
+            raise ValueError(f"data_bytes must be a non-negative multiple of 2, got {data_size}")
+        if data_size > UNKNOWN_SIZE - (_HEADER_BYTES - 8):
+            raise ValueError(f"data_bytes {data_size} is too large for a RIFF header")
+        riff_size = data_size + _HEADER_BYTES - 8
+    block_align = _CHANNELS * _SAMPLE_WIDTH
+    header = struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF",
+        riff_size,
+        b"WAVE",
+        b"fmt ",
+        16,  # fmt chunk size for PCM
+        1,  # WAVE_FORMAT_PCM
+        _CHANNELS,
+        rate,
+        rate * block_align,  # byte rate
+        block_align,
+        _SAMPLE_WIDTH * 8,  # bits per sample
+        b"data",
+        data_size,
+    )
+    assert len(header) == _HEADER_BYTES
+    return header
+
+
+def _pack(message: dict[str, Any]) -> bytes:
+    return msgpack.packb(message, use_bin_type=True)
+
+
+class StreamEncoder:
+    """Encodes one response stream in one format.
+
+    Call :meth:`start` once, then :meth:`audio` (and :meth:`mel`) per chunk, then
+    :meth:`end`, or :meth:`error` if synthesis fails part way; write every returned byte
+    string to the response body in order (empty strings may be skipped).
+    """
+
+    def __init__(self, fmt: str, sample_rate: int, with_mel: bool = False) -> None:
+        self.fmt = check_format(fmt)
+        self.sample_rate = _check_sample_rate(sample_rate)
+        self.with_mel = bool(with_mel)
+
+    @property
+    def media_type(self) -> str:
+        """The content type of the response body."""
+        return media_type(self.fmt, self.sample_rate)
+
+    def start(self) -> bytes:
+        """Bytes that open the stream: the WAV header for ``wav``, nothing otherwise."""
+        return wav_header(self.sample_rate) if self.fmt == "wav" else b""
+
+    def audio(self, samples: np.ndarray, start_sample: int, timing: dict | None = None) -> bytes:
+        """One chunk of float mono samples that begins at ``start_sample`` in the utterance.
+
+        ``timing`` (e.g. per-stage milliseconds) is only carried by ``msgpack``.
+        """
+        data = pcm16(samples)
+        if self.fmt != "msgpack":
+            return data
+        message: dict[str, Any] = {
+            "type": "audio",
+            "start": int(start_sample),
+            "sample_rate": self.sample_rate,
+            "pcm16": data,
+        }
+        if timing is not None:
+            message["timing"] = dict(timing)
+        return _pack(message)
+
+    def mel(self, frames: np.ndarray, start_frame: int) -> bytes:
+        """Mel frames of shape ``(time, n_mels)`` starting at ``start_frame``.
+
+        Only ``msgpack`` streams created with ``with_mel=True`` carry them; otherwise ``b""``.
+        """
+        if self.fmt != "msgpack" or not self.with_mel:
+            return b""
+        array = np.asarray(frames, dtype=np.float32)
+        if array.ndim != 2:
+            raise ValueError(f"expected mel frames of shape (time, n_mels), got {array.shape}")
+        return _pack(
+            {
+                "type": "mel",
+                "start": int(start_frame),
+                "n_mels": int(array.shape[1]),
+                "frames": int(array.shape[0]),
+                "f32": np.ascontiguousarray(array, dtype="<f4").tobytes(),
+            }
+        )
+
+    def end(self, totals: dict) -> bytes:
+        """The closing ``msgpack`` message carrying ``totals``; ``b""`` for raw formats."""
+        if self.fmt != "msgpack":
+            return b""
+        if "type" in totals:
+            raise ValueError("totals must not contain the key 'type'")
+        return _pack({"type": "end", **totals})
+
+    def error(self, message: str, status: int) -> bytes:
+        """A ``msgpack`` error message; ``b""`` for ``wav``/``pcm``, which cannot carry one.
+
+        For raw formats the server can only end the stream early (the status code has
+        already been sent with the first bytes).
+        """
+        if self.fmt != "msgpack":
+            return b""
+        return _pack({"type": "error", "message": str(message), "status": int(status)})
+
+
+def decode_msgpack_stream(data: bytes) -> list[dict]:
+    """Decode a complete ``msgpack`` response body into its messages, in order.
+
+    Raises ``ValueError`` if the body ends in the middle of a message.
+    """
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(data)
+    messages, consumed = [], 0
+    for message in unpacker:
+        messages.append(message)
+        consumed = unpacker.tell()  # offset just past the last complete message
+    if consumed != len(data):
+        raise ValueError(f"msgpack stream is truncated: {len(data) - consumed} trailing bytes")
+    return messages
