@@ -6,7 +6,9 @@ by name, and archives are inspected before torch reads them (archive.py).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,11 @@ from voicestack.blocks.errors import ConfigError, Problem
 if TYPE_CHECKING:
     from voicestack.addons.network import Network
     from voicestack.placement.config import BlockPlacement, Placement
+
+
+#: Networks loaded in this process, by archive digest, declaration and placement: voices that
+#: ship the same network (a universal vocoder) share one copy of its weights in a process.
+_SHARED: weakref.WeakValueDictionary[tuple[str, str, str], Network] = weakref.WeakValueDictionary()
 
 
 class AddonError(ConfigError):
@@ -67,14 +74,21 @@ class Addon:
             )
         key = (name, placement.model_dump_json())
         if key not in self._networks:
-            program = load_program(self.root / spec.file)
-            problems = check_signature(program, spec, f"networks.{name}")
-            problems += check_static_sizes(
-                program, spec, placement.shapes, f"{path or 'placement'}: network {name!r}"
-            )
-            if problems:
-                raise AddonError(problems)
-            self._networks[key] = Network(name, spec, program, placement)
+            file = self.root / spec.file
+            digest = hashlib.sha256(file.read_bytes()).hexdigest()
+            shared_key = (digest, spec.model_dump_json(), key[1])
+            network = _SHARED.get(shared_key)
+            if network is None:
+                program = load_program(file)
+                problems = check_signature(program, spec, f"networks.{name}")
+                problems += check_static_sizes(
+                    program, spec, placement.shapes, f"{path or 'placement'}: network {name!r}"
+                )
+                if problems:
+                    raise AddonError(problems)
+                network = Network(name, spec, program, placement)
+                _SHARED[shared_key] = network
+            self._networks[key] = network
         return self._networks[key]
 
     def __repr__(self) -> str:

@@ -72,6 +72,9 @@ class Block:
         self.path = path or type(self).__name__
         #: The `type` the node was built from (the registered name; for messages).
         self.type_name = type(self).__name__
+        #: The config node it was built from (set by the registry), so a runtime can rebuild
+        #: just this block in another process.
+        self.node: dict[str, Any] = {"type": self.type_name}
 
     @property
     def inputs(self) -> tuple[str, ...]:

@@ -186,6 +186,7 @@ class BlockRegistry:
             problems.extend(e.problems)
             return None
         block.type_name = type_name
+        block.node = dict(node)
         return block
 
 

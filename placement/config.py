@@ -9,8 +9,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from voicestack.placement.shapes import DynamicShapes, ShapePolicy
+
+
+class Autoscaling(BaseModel):
+    """How many replicas a block's deployment may have, and how fast that changes.
+
+    The keys are Ray Serve's `autoscaling_config` keys, so they read the same in a Serve config.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=1, ge=1)
+    target_ongoing_requests: float = Field(default=2.0, gt=0)
+    upscale_delay_s: float = Field(default=2.0, ge=0)
+    downscale_delay_s: float = Field(default=60.0, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas {self.min_replicas} is above max_replicas {self.max_replicas}"
+            )
+        return self
 
 
 class BlockPlacement(BaseModel):
@@ -19,10 +42,18 @@ class BlockPlacement(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     device: str = "cpu"
-    num_cpus: float = Field(default=0.25, ge=0)
+    # A scheduling share, not a limit: small, so that many voices fit on a laptop.
+    num_cpus: float = Field(default=0.1, ge=0)
     num_gpus: float = Field(default=0, ge=0)
     resources: dict[str, float] = Field(default_factory=dict)
     shapes: ShapePolicy = Field(default_factory=DynamicShapes)
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
+    group: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="blocks of this type of every voice naming the same group share one "
+        "deployment (one process per device; each distinct network loaded once)",
+    )
 
     @field_validator("device")
     @classmethod

@@ -9,7 +9,8 @@ response body streams:
     is unknown when the header is sent, so its size fields hold ``0xFFFFFFFF``.
 ``pcm``
     Raw little-endian signed 16-bit mono samples and nothing else; the sample rate travels
-    in the content type (``audio/L16;rate=...;channels=1``).
+    in the content type (``audio/pcm;rate=...;channels=1;format=s16le``) and the
+    ``X-Sample-Rate`` header. Not ``audio/L16``: RFC 2586 makes L16 big-endian.
 ``msgpack``
     A sequence of independently packed msgpack maps, each with a ``"type"`` key
     (``audio``, ``mel``, ``end`` or ``error``), so a client can decode messages with
@@ -29,7 +30,7 @@ import numpy as np
 FORMATS: tuple[str, ...] = ("wav", "pcm", "msgpack")
 MEDIA_TYPES: dict[str, str] = {
     "wav": "audio/wav",
-    "pcm": "audio/L16",
+    "pcm": "audio/pcm",
     "msgpack": "application/x-msgpack",
 }
 
@@ -73,12 +74,12 @@ def media_type(fmt: str, sample_rate: int) -> str:
     """The HTTP content type for ``fmt``; for ``pcm`` it carries the rate and channel count.
 
     >>> media_type("pcm", 22050)
-    'audio/L16;rate=22050;channels=1'
+    'audio/pcm;rate=22050;channels=1;format=s16le'
     """
     check_format(fmt)
     if fmt == "pcm":
         rate = _check_sample_rate(sample_rate)
-        return f"{MEDIA_TYPES['pcm']};rate={rate};channels={_CHANNELS}"
+        return f"{MEDIA_TYPES['pcm']};rate={rate};channels={_CHANNELS};format=s16le"
     return MEDIA_TYPES[fmt]
 
 

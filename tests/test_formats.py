@@ -145,7 +145,7 @@ def test_a_pcm_stream_is_only_the_samples_with_the_rate_in_its_content_type():
     body += enc.mel(np.ones((3, 80), np.float32), 0) + enc.end({"samples": 2000})
     body += enc.error("boom", 500)
     assert body == pcm16(audio)
-    assert enc.media_type == "audio/L16;rate=22050;channels=1"
+    assert enc.media_type == "audio/pcm;rate=22050;channels=1;format=s16le"
 
 
 def test_a_msgpack_stream_of_audio_mel_and_end_decodes_to_the_same_arrays():
@@ -240,9 +240,9 @@ def test_each_format_has_its_content_type():
     assert FORMATS == ("wav", "pcm", "msgpack")
     assert MEDIA_TYPES == {
         "wav": "audio/wav",
-        "pcm": "audio/L16",
+        "pcm": "audio/pcm",
         "msgpack": "application/x-msgpack",
     }
     assert media_type("wav", RATE) == "audio/wav"
     assert media_type("msgpack", RATE) == "application/x-msgpack"
-    assert media_type("pcm", 16000) == "audio/L16;rate=16000;channels=1"
+    assert media_type("pcm", 16000) == "audio/pcm;rate=16000;channels=1;format=s16le"

@@ -1,0 +1,254 @@
+"""The voice deployment: composes a voice's block deployments from its plan and streams audio.
+
+The composer drives; the data flows past it. For each sentence it runs the front end (host work),
+hands the features to the sequence deployments, opens the source's stream, and for each chunk
+reference the source yields it calls the chunk steps in turn, passing each call's response to
+the next. Ray hands the intermediate frames from replica to replica; the composer only fetches
+the final audio (and the mel, when a client asks for it).
+
+Pipelining comes from not waiting: every chunk's calls are submitted as soon as the source
+yields it, so the decoder works on chunk k while the vocoder works on chunk k-1, and the next
+sentence's encoders are started as soon as this sentence starts streaming. A bounded queue of
+chunks in flight keeps one long text from flooding the replicas that other streams share.
+
+Blocks after a stateful consumer (a segment head other than the source, e.g. Diagnostics) run
+here in the composer, on fetched chunks: such a block needs the whole stream in order, which a
+pool of replicas cannot give it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+logger = logging.getLogger("voicestack.serve")
+
+#: Chunks of one stream whose calls may be in flight at once.
+MAX_AHEAD = 8
+
+
+class Composer:
+    def __init__(self, voice: dict[str, Any], handles: dict[str, Any]):
+        """`voice`: the voice's plan as data (app.voice_spec); `handles`: a DeploymentHandle
+        per deployment key of the plan (grouped blocks: ("app", "deployment") to look up)."""
+        from voicestack.addons.loader import load_addon
+        from voicestack.blocks.base import BuildEnv
+        from voicestack.blocks.registry import REGISTRY
+        from voicestack.placement.config import Placement
+
+        self.voice = voice
+        self.name = voice["name"]
+        env = BuildEnv(
+            load_addon(voice["addon_path"]), Placement.model_validate(voice["placement"])
+        )
+        self.frontend = REGISTRY.build(voice["frontend"], "frontend", env)
+        self.handles = {k: _handle(h) for k, h in handles.items()}
+        first, *rest = voice["segments"]
+        self.first = first
+        self.tail = None
+        if rest:  # later segments run here (see the module docstring)
+            from voicestack.runtime.plan import ChunkStep, Segment
+
+            def local(leaf):
+                return REGISTRY.build(leaf["node"], leaf["path"], env)
+
+            self.tail = [
+                Segment(
+                    local(s["head"]),
+                    tuple(s["need"]),
+                    tuple(ChunkStep(local(st), tuple(st["keep"])) for st in s["steps"]),
+                )
+                for s in rest
+            ]
+
+    def describe(self) -> dict[str, Any]:
+        return {k: v for k, v in self.voice.items() if k not in ("segments", "sequence")}
+
+    async def where(self) -> dict[str, Any]:
+        """Where each of this voice's deployments runs: {key: [replica info...]} (tests)."""
+        out = {}
+        for key, handle in self.handles.items():
+            out[key] = await handle.where.remote()
+        return out
+
+    async def synthesize(self, text: str, with_mel: bool = False) -> AsyncIterator[dict]:
+        """Messages for one request: {"type": "audio", ...} and {"type": "mel", ...} as they are
+        made, then {"type": "end", ...}; or {"type": "error", ...}, first if the request is bad.
+        """
+        t0 = time.perf_counter()
+        try:
+            sentences = await asyncio.to_thread(self.frontend.sentences, text)
+        except ValueError as e:
+            yield _error(400, str(e))
+            return
+        if not sentences:
+            yield _error(400, "nothing to say: the text has no speakable sentence")
+            return
+        audio_s = 0.0
+        chunks = 0
+        first_audio_s = None
+        prepared = asyncio.create_task(self._prepare(sentences, 0))
+        index = 0
+        while prepared is not None:
+            try:
+                index, features = await prepared
+            except ValueError as e:
+                yield _error(400, str(e))
+                return
+            if features is None:
+                break
+            following = asyncio.create_task(self._prepare(sentences, index + 1))
+            try:
+                async for audio, mel in self._sentence(features, with_mel):
+                    now = time.perf_counter() - t0
+                    first_audio_s = now if first_audio_s is None else first_audio_s
+                    if mel is not None:
+                        yield {
+                            "type": "mel",
+                            "sentence": index,
+                            "start": mel.start,
+                            "frames": mel.core.numpy(),
+                        }
+                    samples = audio.core[:, 0].numpy()
+                    audio_s += samples.shape[0] / self.voice["sample_rate"]
+                    chunks += 1
+                    yield {
+                        "type": "audio",
+                        "sentence": index,
+                        "start": audio.start,
+                        "samples": samples,
+                        "timing": {"ready_s": round(now, 4)},
+                    }
+            except BaseException:
+                following.cancel()
+                raise
+            prepared = following
+        yield {
+            "type": "end",
+            "sentences": len(sentences),
+            "chunks": chunks,
+            "audio_s": round(audio_s, 4),
+            "first_audio_s": first_audio_s,
+            "wall_s": round(time.perf_counter() - t0, 4),
+        }
+
+    async def _prepare(self, sentences: list[str], index: int):
+        """Front end, then the sequence deployments, for the first speakable sentence from
+        `index` on. Returns (its index, a response holding its features) or (index, None)."""
+        from voicestack.blocks.frontend import NothingToSayError
+
+        while index < len(sentences):
+            try:
+                features = await asyncio.to_thread(self.frontend, {"text": sentences[index]})
+            except NothingToSayError:
+                index += 1
+                continue
+            response: Any = features
+            for key in self.voice["sequence"]:
+                response = self.handles[key].remote(self.name, response)
+            return index, response
+        return index, None
+
+    async def _sentence(self, features: Any, with_mel: bool) -> AsyncIterator[tuple[Any, Any]]:
+        """(audio chunk, mel chunk or None) of one sentence, in order."""
+        seg = self.first
+        source = self.handles[seg["head"]["key"]]
+        stream = source.options(stream=True).stream.remote(self.name, features, tuple(seg["need"]))
+        refs = await stream._to_object_ref_gen()
+        mel_from_source = seg["head"]["produces"] == "mel"
+        pending: asyncio.Queue = asyncio.Queue(maxsize=MAX_AHEAD)
+        in_flight: list[Any] = []
+
+        async def pump() -> None:
+            async for ref in refs:
+                response, mel = ref, (ref if mel_from_source else None)
+                for step in seg["steps"]:
+                    response = self.handles[step["key"]].apply.remote(
+                        self.name, response, tuple(step["keep"])
+                    )
+                    in_flight.append(response)
+                    if step["produces"] == "mel":
+                        mel = response
+                await pending.put((response, mel))
+            await pending.put(None)
+
+        pumping = asyncio.create_task(pump())
+        try:
+            outputs = self._fetched(pending, with_mel)
+            if self.tail is not None:
+                outputs = self._through_tail(outputs, features)
+            async for item in outputs:
+                yield item
+            await pumping  # surfaces an error the pump hit after its last chunk
+        finally:
+            if not pumping.done():
+                pumping.cancel()
+                stream.cancel()
+                for response in in_flight:
+                    if hasattr(response, "cancel"):
+                        response.cancel()
+
+    async def _fetched(self, pending: asyncio.Queue, with_mel: bool):
+        while (item := await pending.get()) is not None:
+            response, mel = item
+            audio = await response
+            yield audio, (await mel if with_mel and mel is not None else None)
+
+    async def _through_tail(self, outputs: AsyncIterator, features: Any):
+        """Run the later segments here, in a thread, on the first segment's fetched chunks."""
+        from voicestack.runtime.plan import _applied, head_stream
+
+        features = await features if hasattr(features, "__await__") else features
+        inbox: queue.Queue = queue.Queue()
+        done = object()
+
+        def upstream() -> Iterator[Any]:
+            while (item := inbox.get()) is not done:
+                yield item
+
+        stream: Iterator[Any] = upstream()
+        for segment in self.tail:
+            stream = head_stream(segment, features, stream)
+            for step in segment.steps:
+                stream = _applied(stream, step)
+        results: queue.Queue = queue.Queue()
+
+        def drive() -> None:
+            try:
+                for chunk in stream:
+                    results.put(chunk)
+                results.put(done)
+            except BaseException as e:  # handed to the event loop below
+                results.put(e)
+
+        threading.Thread(target=drive, daemon=True, name=f"tail-{self.name}").start()
+        async for audio, _mel in outputs:
+            inbox.put(audio)
+            while not results.empty():
+                item = results.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item, None
+        inbox.put(done)
+        while (item := await asyncio.to_thread(results.get)) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item, None
+
+
+def _handle(h: Any) -> Any:
+    if isinstance(h, (tuple, list)):
+        from ray import serve
+
+        app, deployment = h
+        return serve.get_deployment_handle(deployment, app_name=app)
+    return h
+
+
+def _error(status: int, message: str) -> dict:
+    return {"type": "error", "status": status, "message": message}

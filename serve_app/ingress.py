@@ -1,0 +1,185 @@
+"""The HTTP API: list voices, stream synthesis, health.
+
+GET  /healthz                 {"status": "ok", "voices": N}
+GET  /v1/voices               each voice: name, architecture, language, sample rate, stack, placement
+POST /v1/synthesize           {voice, text, format: wav|pcm|msgpack, sample_rate?, with_mel?}
+
+The ingress finds voices by their Serve application names (`voice-NAME`), so a voice added with
+`serve deploy` is served without redeploying the ingress. A bad request is answered with a 4xx
+and a JSON body naming the problem before any audio is sent; once audio has started, a failure
+ends the stream (with an error message in `msgpack`). A client that disconnects cancels its
+request all the way down: the composer cancels its source's stream and the calls in flight.
+"""
+
+import asyncio
+import logging
+import time
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from ray import serve
+from voicestack.serve_app.app import VOICE_APP_PREFIX
+from voicestack.serve_app.formats import StreamEncoder
+
+logger = logging.getLogger("voicestack.serve")
+
+#: Seconds a cached list of voice applications is trusted before it is read again.
+VOICES_TTL_S = 2.0
+
+api = FastAPI(title="voicestack", summary="Many TTS voices, streamed as they are made.")
+
+
+class SynthesizeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    voice: str = Field(min_length=1)
+    text: str = Field(min_length=1, max_length=100_000)
+    format: Literal["wav", "pcm", "msgpack"] = "wav"
+    sample_rate: int | None = Field(default=None, ge=8000, le=96000)
+    with_mel: bool = Field(default=False, description="msgpack only: also stream mel chunks")
+
+
+@api.exception_handler(RequestValidationError)
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = [
+        {"key": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]}
+        for err in exc.errors()
+    ]
+    message = "; ".join(
+        f"{p['key']}: {p['message']}" if p["key"] else p["message"] for p in problems
+    )
+    return JSONResponse(status_code=422, content={"error": message, "problems": problems})
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": message, **extra})
+
+
+async def _body(stream: Any, first: dict, encoder: StreamEncoder, resample: Any):
+    """The response body: bytes of each message as it arrives."""
+    item = first
+    produced = 0
+    try:
+        yield encoder.start()
+        while True:
+            kind = item["type"]
+            if kind == "audio":
+                samples = item["samples"] if resample is None else resample(item["samples"])
+                yield encoder.audio(samples, produced, item.get("timing"))
+                produced += samples.shape[0]
+            elif kind == "mel":
+                yield encoder.mel(item["frames"], item["start"])
+            elif kind == "end":
+                if resample is not None:
+                    tail = resample(None)
+                    yield encoder.audio(tail, produced)
+                    produced += tail.shape[0]
+                yield encoder.end({k: v for k, v in item.items() if k != "type"})
+                return
+            elif kind == "error":
+                yield encoder.error(item["message"], item["status"])
+                return
+            item = await stream.__anext__()
+    except StopAsyncIteration:
+        return
+    except asyncio.CancelledError:
+        stream.cancel()  # the client went away: stop the voice making its audio
+        raise
+    except Exception as e:  # after the headers went out, the stream can only say it failed
+        logger.exception("stream failed after it started")
+        yield encoder.error(f"synthesis failed: {type(e).__name__}: {e}", 500)
+    finally:
+        stream.cancel()
+
+
+class _Resampler:
+    """Streaming resampling with libsoxr (python-soxr): chunk by chunk, no seams."""
+
+    def __init__(self, source_rate: int, target_rate: int):
+        import soxr
+
+        self._stream = soxr.ResampleStream(source_rate, target_rate, 1, dtype="float32")
+
+    def __call__(self, samples: Any):
+        import numpy as np
+
+        if samples is None:
+            return self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+        return self._stream.resample_chunk(np.asarray(samples, dtype=np.float32))
+
+
+@serve.ingress(api)
+class Ingress:
+    def __init__(self) -> None:
+        self._voices: dict[str, Any] = {}
+        self._read_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def voices(self, refresh: bool = False) -> dict[str, Any]:
+        """Voice name -> composer handle, from the running Serve applications."""
+        async with self._lock:
+            if refresh or time.monotonic() - self._read_at > VOICES_TTL_S:
+                status = await asyncio.to_thread(serve.status)
+                names = sorted(
+                    name
+                    for name, app in status.applications.items()
+                    if name.startswith(VOICE_APP_PREFIX) and app.status == "RUNNING"
+                )
+                voices = {}
+                for name in names:
+                    voice = name[len(VOICE_APP_PREFIX) :]
+                    voices[voice] = self._voices.get(voice) or await asyncio.to_thread(
+                        serve.get_app_handle, name
+                    )
+                self._voices, self._read_at = voices, time.monotonic()
+            return self._voices
+
+    async def _voice(self, name: str) -> Any:
+        voices = await self.voices()
+        if name not in voices:  # maybe deployed a moment ago
+            voices = await self.voices(refresh=True)
+        return voices.get(name)
+
+    @api.get("/healthz")
+    async def healthz(self) -> dict[str, Any]:
+        return {"status": "ok", "voices": len(await self.voices())}
+
+    @api.get("/v1/voices")
+    async def list_voices(self) -> dict[str, Any]:
+        voices = await self.voices()
+        described = await asyncio.gather(*(h.describe.remote() for h in voices.values()))
+        return {"voices": described}
+
+    @api.post("/v1/synthesize")
+    async def synthesize(self, request: SynthesizeRequest):
+        handle = await self._voice(request.voice)
+        if handle is None:
+            known = sorted(await self.voices())
+            return _error(
+                404,
+                f"unknown voice {request.voice!r} (known: {', '.join(known) or 'none'})",
+                known=known,
+            )
+        if request.with_mel and request.format != "msgpack":
+            return _error(422, "with_mel: mel chunks can only be streamed in the msgpack format")
+        info = await handle.describe.remote()
+        native = info["sample_rate"]
+        rate = request.sample_rate or native
+        stream = handle.options(stream=True).synthesize.remote(request.text, request.with_mel)
+        try:
+            first = await stream.__anext__()
+        except StopAsyncIteration:
+            return _error(500, "the voice ended the stream without audio")
+        if first["type"] == "error":
+            stream.cancel()
+            return _error(first["status"], first["message"])
+        encoder = StreamEncoder(request.format, rate, with_mel=request.with_mel)
+        resample = _Resampler(native, rate) if rate != native else None
+        return StreamingResponse(
+            _body(stream, first, encoder, resample),
+            media_type=encoder.media_type,
+            headers={"X-Sample-Rate": str(rate), "Cache-Control": "no-store"},
+        )

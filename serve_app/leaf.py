@@ -1,0 +1,115 @@
+"""The servers that run leaf blocks inside Serve replicas: plain classes, no Serve imports.
+
+A replica rebuilds just its own block from the addon (its config node and path, under the
+voice's placement), so it loads only the networks that block calls. One server may hold the
+same block of several voices (a placement `group`, such as one universal vocoder): calls name
+the voice. Networks that are byte-identical across those voices are loaded once per process.
+
+Three kinds, after the plan (runtime/plan.py):
+- `SequenceServer`: features in, features (merged with its outputs) out.
+- `SourceServer`: a segment head that starts a stream (Upsampler, AttentionDecoder): a streaming
+  method yielding chunks that carry the context the rest of the segment needs.
+- `ChunkServer`: a stateless chunk step (Decoder, Vocoder, effects): one chunk in, one out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+logger = logging.getLogger("voicestack.serve")
+
+
+@dataclass(frozen=True)
+class LeafSpec:
+    """What a replica needs to rebuild one leaf block of one voice. Plain data (JSON-able)."""
+
+    voice: str
+    addon_path: str
+    placement: dict[str, Any]
+    """The voice's merged placement (addon default overridden by the deployment's)."""
+    node: dict[str, Any]
+    path: str
+
+    def build(self) -> Any:
+        from voicestack.addons.loader import load_addon
+        from voicestack.blocks.base import BuildEnv
+        from voicestack.blocks.registry import REGISTRY
+        from voicestack.placement.config import Placement
+
+        env = BuildEnv(load_addon(self.addon_path), Placement.model_validate(self.placement))
+        block = REGISTRY.build(self.node, self.path, env)
+        for network in {id(n): n for n in _networks(block)}.values():
+            network.warm_up()  # every static size now, not on the first request
+        return block
+
+
+def _networks(block: Any) -> list[Any]:
+    return [b.network for b in block.walk() if hasattr(b, "network")] + [
+        e.network for e in getattr(block, "blocks", []) if hasattr(e, "network")
+    ]
+
+
+class _LeafServer:
+    def __init__(self, leaves: list[dict[str, Any]]):
+        import torch
+
+        # Replicas ask Ray for fractions of a CPU; torch's default of one thread per core would
+        # have every replica on a node compete for all cores.
+        torch.set_num_threads(int(os.environ.get("VOICESTACK_TORCH_THREADS", "1")))
+        specs = [LeafSpec(**leaf) for leaf in leaves]
+        self.blocks = {spec.voice: spec.build() for spec in specs}
+
+    def where(self) -> dict[str, Any]:
+        """Which node and device this replica runs on (for tests and `GET /v1/voices`)."""
+        import ray
+
+        ctx = ray.get_runtime_context()
+        return {
+            "node_id": ctx.get_node_id(),
+            "pid": os.getpid(),
+            "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+            "voices": sorted(self.blocks),
+        }
+
+    def network_calls(self, voice: str) -> list[dict[str, Any]]:
+        """Shapes of every network call since recording was switched on (tests)."""
+        return [
+            {"network": n.name, "shapes": c.shapes, "length": c.length}
+            for n in _networks(self.blocks[voice])
+            for c in n.calls
+        ]
+
+    def record_calls(self, voice: str, on: bool = True) -> None:
+        for n in _networks(self.blocks[voice]):
+            n.recording, n.calls = on, []
+
+
+class SequenceServer(_LeafServer):
+    def __call__(self, voice: str, features: dict[str, Any]) -> dict[str, Any]:
+        return {**features, **self.blocks[voice](features)}
+
+
+class SourceServer(_LeafServer):
+    def __init__(self, leaves: list[dict[str, Any]]):
+        super().__init__(leaves)
+        self.chunks_made = 0
+
+    def stream(self, voice: str, features: dict[str, Any], need: tuple[int, int]) -> Iterator[Any]:
+        from voicestack.blocks.chunk import with_context
+
+        for chunk in with_context(self.blocks[voice].stream(features, None), *need):
+            self.chunks_made += 1
+            yield chunk
+
+    def made(self) -> int:
+        """Chunks this replica has yielded since it started (tests: cancellation stops it)."""
+        return self.chunks_made
+
+
+class ChunkServer(_LeafServer):
+    def apply(self, voice: str, chunk: Any, keep: tuple[int, int]) -> Any:
+        return self.blocks[voice].apply(chunk, keep)
