@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install serve test lint clean
+.PHONY: install serve test lint clean deploy-configs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,10 +16,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Until the Ray Serve application lands, this runs the local streaming runtime on every
-# installed voice and reports when each chunk arrived.
+# Ray Serve on an embedded local Ray, with every installed voice (deploy/local.yaml).
 serve: $(STAMP)
-	$(VENV)/bin/voicestack demo
+	$(VENV)/bin/serve run deploy/local.yaml
+
+# The Serve configs in deploy/ are generated from the placements in deploy/placements/.
+deploy-configs: $(STAMP)
+	$(VENV)/bin/voicestack deploy build --placement deploy/placements/local.yaml -o deploy/local.yaml
+	$(VENV)/bin/voicestack deploy build --placement deploy/placements/cluster.yaml --host 0.0.0.0 --no-check-resources -o deploy/cluster.yaml
+	$(VENV)/bin/voicestack deploy build --placement deploy/placements/cluster.yaml --host 0.0.0.0 --no-check-resources --kuberay -o deploy/kuberay-rayservice.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest

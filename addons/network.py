@@ -39,10 +39,20 @@ class Network:
         self.spec = spec
         self.device = torch.device(placement.device)
         self.shapes = placement.shapes
-        self.module = program.module().to(self.device)
+        # Moved to its device on first use (`ready`), so a process that only builds and checks
+        # a voice (a deploy-time builder on a node without the device) never touches it.
+        self.module = program.module()
+        self._on_device = self.device.type == "cpu"
         #: Shapes of every call, by input name, while `recording` is set (tests, diagnostics).
         self.recording = False
         self.calls: list[NetworkCall] = []
+
+    def ready(self) -> Network:
+        """Put the network on its device now (a replica does this at start, to fail early)."""
+        if not self._on_device:
+            self.module = self.module.to(self.device)
+            self._on_device = True
+        return self
 
     @property
     def length_inputs(self) -> list[TensorSpec]:
@@ -122,6 +132,7 @@ class Network:
         if self.recording:
             shapes = {t.name: tuple(a.shape) for t, a in zip(self.spec.inputs, args, strict=True)}
             self.calls.append(NetworkCall(shapes, length))
+        self.ready()
         with torch.inference_mode():
             raw = self.module(*args)
         if not isinstance(raw, (tuple, list)):

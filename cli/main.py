@@ -123,6 +123,65 @@ def cmd_build_test_voices(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy_build(args: argparse.Namespace) -> int:
+    """Write a Serve config (or a KubeRay RayService) for the voices and a placement."""
+    from voicestack.addons.search_path import find_voices
+    from voicestack.placement.config import load_placement
+    from voicestack.serve_app import serve_config
+
+    if args.addons:
+        import os
+
+        os.environ["VOICESTACK_ADDONS"] = os.pathsep.join(args.addons)
+        names = [v.name for v in find_voices() if any(_inside(v.path, a) for a in args.addons)]
+        if not names:
+            raise LookupError(f"no addon found in {', '.join(args.addons)}")
+    else:
+        names = [v.name for v in find_voices()]
+    placement = None
+    if args.placement:
+        load_placement(args.placement)  # validated now, errors naming the key
+        import yaml
+
+        placement = yaml.safe_load(Path(args.placement).read_text(encoding="utf-8")) or {}
+    config = serve_config.serve_config(
+        names,
+        placement,
+        port=args.port,
+        host=args.host,
+        check_resources=not args.no_check_resources,
+    )
+    data = serve_config.rayservice(config) if args.kuberay else config
+    text = serve_config.render(data, _command_line(args))
+    if args.output == "-":
+        print(text, end="")
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(
+            f"{args.output}: {len(config['applications']) - 1} applications for {len(names)} voices"
+        )
+    return 0
+
+
+def _inside(path: Path, folder: str) -> bool:
+    return Path(folder).resolve() in [path, *path.parents]
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    parts = [f" --addons {a}" for a in args.addons or []]
+    if args.placement:
+        parts.append(f" --placement {args.placement}")
+    if args.kuberay:
+        parts.append(" --kuberay")
+    if args.host != "127.0.0.1":
+        parts.append(f" --host {args.host}")
+    if args.port != 8000:
+        parts.append(f" --port {args.port}")
+    if args.no_check_resources:
+        parts.append(" --no-check-resources")
+    return "".join(parts) + f" -o {args.output}"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="voicestack", description="Serve and run text-to-speech voices."
@@ -161,6 +220,25 @@ def parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("path")
     validate.set_defaults(func=cmd_validate)
+    deploy = sub.add_parser("deploy", help="write deployment configs").add_subparsers(
+        dest="deploy_command", required=True
+    )
+    dbuild = deploy.add_parser(
+        "build", help="write a Ray Serve config (or KubeRay RayService) from addons and a placement"
+    )
+    dbuild.add_argument("--addons", action="append", help="folder of addons (default: all voices)")
+    dbuild.add_argument("--placement", help="placement file (YAML/JSON) laid over each addon's")
+    dbuild.add_argument("--kuberay", action="store_true", help="write a KubeRay RayService")
+    dbuild.add_argument("--host", default="127.0.0.1", help="HTTP host (0.0.0.0 on a cluster)")
+    dbuild.add_argument("--port", type=int, default=8000)
+    dbuild.add_argument(
+        "--no-check-resources",
+        action="store_true",
+        help="do not refuse placements the running cluster cannot host (autoscaling clusters)",
+    )
+    dbuild.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
+    dbuild.set_defaults(func=cmd_deploy_build)
+
     build = addon.add_parser("build-test-voices", help="build the two test voices into DEST")
     build.add_argument("dest")
     build.set_defaults(func=cmd_build_test_voices)

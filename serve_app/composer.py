@@ -103,6 +103,9 @@ class Composer:
             if features is None:
                 break
             following = asyncio.create_task(self._prepare(sentences, index + 1))
+            # Sentences whose encoding has been started when each chunk leaves: the client can
+            # see that sentence n+1 was encoded while sentence n streamed, and no further.
+            started = min(len(sentences), index + 2)
             try:
                 async for audio, mel in self._sentence(features, with_mel):
                     now = time.perf_counter() - t0
@@ -122,7 +125,7 @@ class Composer:
                         "sentence": index,
                         "start": audio.start,
                         "samples": samples,
-                        "timing": {"ready_s": round(now, 4)},
+                        "timing": {"ready_s": round(now, 4), "sentences_started": started},
                     }
             except BaseException:
                 following.cancel()
@@ -178,6 +181,7 @@ class Composer:
             await pending.put(None)
 
         pumping = asyncio.create_task(pump())
+        finished = False
         try:
             outputs = self._fetched(pending, with_mel)
             if self.tail is not None:
@@ -185,8 +189,9 @@ class Composer:
             async for item in outputs:
                 yield item
             await pumping  # surfaces an error the pump hit after its last chunk
+            finished = True
         finally:
-            if not pumping.done():
+            if not finished:  # cancelled (the client left) or failed: stop all this stream's work
                 pumping.cancel()
                 stream.cancel()
                 for response in in_flight:

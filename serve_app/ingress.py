@@ -115,6 +115,7 @@ class _Resampler:
 class Ingress:
     def __init__(self) -> None:
         self._voices: dict[str, Any] = {}
+        self._starting: list[str] = []
         self._read_at = 0.0
         self._lock = asyncio.Lock()
 
@@ -123,11 +124,13 @@ class Ingress:
         async with self._lock:
             if refresh or time.monotonic() - self._read_at > VOICES_TTL_S:
                 status = await asyncio.to_thread(serve.status)
-                names = sorted(
-                    name
+                apps = {
+                    name[len(VOICE_APP_PREFIX) :]: app.status
                     for name, app in status.applications.items()
-                    if name.startswith(VOICE_APP_PREFIX) and app.status == "RUNNING"
-                )
+                    if name.startswith(VOICE_APP_PREFIX)
+                }
+                self._starting = sorted(v for v, st in apps.items() if st == "DEPLOYING")
+                names = sorted(VOICE_APP_PREFIX + v for v, st in apps.items() if st == "RUNNING")
                 voices = {}
                 for name in names:
                     voice = name[len(VOICE_APP_PREFIX) :]
@@ -145,7 +148,8 @@ class Ingress:
 
     @api.get("/healthz")
     async def healthz(self) -> dict[str, Any]:
-        return {"status": "ok", "voices": len(await self.voices())}
+        voices = await self.voices()
+        return {"status": "ok", "voices": sorted(voices), "starting": self._starting}
 
     @api.get("/v1/voices")
     async def list_voices(self) -> dict[str, Any]:
@@ -156,6 +160,12 @@ class Ingress:
     @api.post("/v1/synthesize")
     async def synthesize(self, request: SynthesizeRequest):
         handle = await self._voice(request.voice)
+        if handle is None and request.voice in self._starting:
+            return JSONResponse(
+                status_code=503,
+                content={"error": f"voice {request.voice!r} is starting; try again shortly"},
+                headers={"Retry-After": "2"},
+            )
         if handle is None:
             known = sorted(await self.voices())
             return _error(

@@ -43,14 +43,12 @@ class LeafSpec:
         env = BuildEnv(load_addon(self.addon_path), Placement.model_validate(self.placement))
         block = REGISTRY.build(self.node, self.path, env)
         for network in {id(n): n for n in _networks(block)}.values():
-            network.warm_up()  # every static size now, not on the first request
+            network.ready().warm_up()  # on its device, every static size, before any request
         return block
 
 
 def _networks(block: Any) -> list[Any]:
-    return [b.network for b in block.walk() if hasattr(b, "network")] + [
-        e.network for e in getattr(block, "blocks", []) if hasattr(e, "network")
-    ]
+    return [b.network for b in block.walk() if hasattr(b, "network")]
 
 
 class _LeafServer:

@@ -1,0 +1,220 @@
+"""The service, end to end, on a real local Ray: Serve deployments per block, the HTTP ingress,
+and a real HTTP client. One Ray and one service for the whole module."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+from voicestack.runtime.local import synthesize
+from voicestack.serve_app.formats import decode_msgpack_stream
+from voicestack.serve_app.serve_config import serve_config
+
+from .conftest import voice_with
+from .ray_service import apply_config, free_port, pcm16, start_serve, wav_samples
+
+pytestmark = pytest.mark.ray
+
+PLACEMENT = {"default": {"num_cpus": 0.1}}
+LONG = " ".join(f"Sentence number {n} is here." for n in range(1, 9))
+
+
+@pytest.fixture(scope="module")
+def service(voices_dir):
+    import ray
+    from ray import serve
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    port = free_port()
+    start_serve(port)
+    voices = [str(voices_dir / "test-duration"), str(voices_dir / "test-attention")]
+    config = serve_config(voices, PLACEMENT, port=port)
+    apply_config(config)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+    yield {"client": client, "config": config, "port": port}
+    client.close()
+    serve.shutdown()
+    ray.shutdown()
+
+
+def post(client: httpx.Client, **body) -> httpx.Response:
+    return client.post("/v1/synthesize", json=body)
+
+
+def handle(app: str, deployment: str):
+    from ray import serve
+
+    return serve.get_deployment_handle(deployment, app_name=app)
+
+
+def test_both_voices_stream_at_the_same_time_and_equal_the_local_runtime(
+    service, duration_addon, attention_addon
+):
+    texts = {
+        "test-duration": "Hello there. The quick brown fox jumps over the lazy dog.",
+        "test-attention": "Seven apples. Why not?",
+    }
+    with ThreadPoolExecutor(2) as pool:
+        responses = dict(
+            zip(texts, pool.map(lambda v: post(service["client"], voice=v, text=texts[v]), texts))
+        )
+    for name, addon in [("test-duration", duration_addon), ("test-attention", attention_addon)]:
+        response = responses[name]
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "audio/wav"
+        rate, got = wav_samples(response.content)
+        expected = pcm16(synthesize(voice_with(addon), texts[name]))
+        assert rate == 22050
+        assert got.shape == expected.shape
+        assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2  # 1e-4 of full scale
+
+
+def test_the_first_chunk_leaves_before_the_later_sentences_are_encoded(service):
+    response = post(service["client"], voice="test-duration", text=LONG, format="msgpack")
+    messages = decode_msgpack_stream(response.content)
+    audio = [m for m in messages if m["type"] == "audio"]
+    end = messages[-1]
+    assert end["type"] == "end" and end["sentences"] == 8
+    # When the first chunk was sent, only sentences 1 and 2 had been handed to the encoders.
+    assert audio[0]["timing"]["sentences_started"] == 2
+    assert audio[-1]["timing"]["sentences_started"] == 8
+    assert end["chunks"] == len(audio)
+
+
+def test_pcm_and_msgpack_carry_the_same_samples_as_wav(service):
+    client = service["client"]
+    text = "Hello there. How are you?"
+    wav = post(client, voice="test-duration", text=text)
+    pcm = post(client, voice="test-duration", text=text, format="pcm")
+    packed = post(client, voice="test-duration", text=text, format="msgpack", with_mel=True)
+    assert pcm.headers["content-type"].startswith("audio/pcm;rate=22050")
+    assert pcm.headers["x-sample-rate"] == "22050"
+    assert pcm.content == wav.content[44:]
+    messages = decode_msgpack_stream(packed.content)
+    assert b"".join(m["pcm16"] for m in messages if m["type"] == "audio") == pcm.content
+    mels = [m for m in messages if m["type"] == "mel"]
+    assert mels and all(m["n_mels"] == 80 for m in mels)
+    assert sum(m["frames"] for m in mels) * 256 == len(pcm.content) // 2
+    assert messages[-1]["type"] == "end"
+
+
+def test_a_requested_sample_rate_resamples_the_stream(service):
+    client = service["client"]
+    native = post(client, voice="test-duration", text="Hello there.", format="pcm")
+    low = post(client, voice="test-duration", text="Hello there.", format="pcm", sample_rate=16000)
+    assert low.status_code == 200 and low.headers["x-sample-rate"] == "16000"
+    expected = len(native.content) // 2 * 16000 / 22050
+    assert abs(len(low.content) // 2 - expected) <= 0.01 * expected
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"voice": "nobody", "text": "Hi."}, 404, ["unknown voice 'nobody'", "test-duration"]),
+        ({"voice": "test-duration", "text": "Hi.", "format": "mp3"}, 422, ["format"]),
+        ({"voice": "test-duration", "text": ""}, 422, ["text"]),
+        ({"voice": "test-duration", "text": "Hi.", "speed": 2}, 422, ["speed"]),
+        ({"voice": "test-duration", "text": "..."}, 400, ["nothing to say"]),
+        ({"voice": "test-duration", "text": "Hi.", "with_mel": True}, 422, ["msgpack"]),
+        ({"voice": "test-duration", "text": "Hi.", "sample_rate": 5}, 422, ["sample_rate"]),
+    ],
+)
+def test_a_bad_request_gets_a_json_4xx_naming_the_problem_and_costs_no_one_audio(
+    service, body, status, words
+):
+    client = service["client"]
+    response = client.post("/v1/synthesize", json=body)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert all(w in error for w in words), error
+    assert post(client, voice="test-duration", text="Still here.").status_code == 200
+
+
+def test_a_body_that_is_not_json_is_a_4xx_with_a_json_error(service):
+    response = service["client"].post(
+        "/v1/synthesize", content=b"not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert "JSON" in response.json()["error"]
+
+
+def test_voices_lists_each_voice_with_its_architecture_rate_stack_and_placement(service):
+    voices = {v["name"]: v for v in service["client"].get("/v1/voices").json()["voices"]}
+    assert set(voices) == {"test-duration", "test-attention"}
+    assert voices["test-duration"]["architecture"] == "duration"
+    assert voices["test-attention"]["architecture"] == "attention"
+    assert voices["test-duration"]["sample_rate"] == 22050
+    assert voices["test-duration"]["stack"][0]["type"] == "StreamablePipeline"
+    assert voices["test-attention"]["placement"]["default"]["num_cpus"] == 0.1
+    health = service["client"].get("/healthz").json()
+    assert health["status"] == "ok" and health["voices"] == ["test-attention", "test-duration"]
+
+
+def test_a_client_that_disconnects_stops_its_stream(service):
+    source = handle("voice-test-attention", "AttentionDecoder")
+    text = " ".join(["Why not speak for a while?"] * 12)
+    before = source.made.remote().result()
+    post(service["client"], voice="test-attention", text=text, format="pcm")
+    whole = source.made.remote().result() - before
+
+    before = source.made.remote().result()
+    with httpx.Client(base_url=f"http://127.0.0.1:{service['port']}", timeout=60) as client:
+        with client.stream(
+            "POST",
+            "/v1/synthesize",
+            json={"voice": "test-attention", "text": text, "format": "pcm"},
+        ) as response:
+            next(response.iter_raw())  # the first audio arrived; now hang up
+    made = []
+    for _ in range(20):  # until the count settles
+        made.append(source.made.remote().result() - before)
+        if len(made) > 3 and made[-1] == made[-4]:
+            break
+        time.sleep(0.25)
+    assert made[-1] < whole / 2, (made, whole)
+
+
+def test_adding_a_voice_does_not_interrupt_the_streams_of_the_other_voices(
+    service, voices_dir, tmp_path
+):
+    extra = tmp_path / "test-extra"
+    shutil.copytree(voices_dir / "test-duration", extra)
+    data = json.loads((extra / "addon.json").read_text())
+    data["name"] = "test-extra"
+    (extra / "addon.json").write_text(json.dumps(data))
+    composer = handle("voice-test-duration", "Composer")
+    pids_before = composer.where.remote().result()
+
+    client = service["client"]
+    done: dict = {}
+    gate = threading.Event()
+
+    def listen() -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{service['port']}", timeout=120) as c:
+            body = {"voice": "test-duration", "text": LONG, "format": "msgpack"}
+            with c.stream("POST", "/v1/synthesize", json=body) as response:
+                received = b""
+                for part in response.iter_raw():
+                    received += part
+                    gate.set()
+                    time.sleep(0.05)  # a slow client: the stream is open while we deploy
+            done["messages"] = decode_msgpack_stream(received)
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    assert gate.wait(60)
+    voices = [str(voices_dir / "test-duration"), str(voices_dir / "test-attention"), str(extra)]
+    apply_config(serve_config(voices, PLACEMENT, port=service["port"]))
+    listener.join(120)
+
+    messages = done["messages"]
+    assert messages[-1]["type"] == "end" and messages[-1]["sentences"] == 8
+    assert not [m for m in messages if m["type"] == "error"]
+    assert composer.where.remote().result() == pids_before  # its replicas were not restarted
+    assert post(client, voice="test-extra", text="New voice.").status_code == 200
