@@ -179,7 +179,7 @@ def _command_line(args: argparse.Namespace) -> str:
         parts.append(f" --port {args.port}")
     if args.no_check_resources:
         parts.append(" --no-check-resources")
-    return "".join(parts) + f" -o {args.output}"
+    return "".join(parts)
 
 
 def parser() -> argparse.ArgumentParser:

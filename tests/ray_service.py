@@ -42,7 +42,9 @@ def apply_config(config: dict[str, Any], timeout_s: float = 120) -> None:
             n: apps[n].message for n in names if n in apps and apps[n].status == "DEPLOY_FAILED"
         }
         if failed:
-            raise RuntimeError(f"deploy failed: {failed}")
+            raise RuntimeError(
+                "deploy failed:\n" + "\n".join(f"{n}: {m}" for n, m in failed.items())
+            )
         if time.monotonic() > deadline:
             raise TimeoutError(f"apps not running after {timeout_s}s: {states}")
         time.sleep(0.5)

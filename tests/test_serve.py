@@ -61,9 +61,8 @@ def test_both_voices_stream_at_the_same_time_and_equal_the_local_runtime(
         "test-attention": "Seven apples. Why not?",
     }
     with ThreadPoolExecutor(2) as pool:
-        responses = dict(
-            zip(texts, pool.map(lambda v: post(service["client"], voice=v, text=texts[v]), texts))
-        )
+        replies = pool.map(lambda v: post(service["client"], voice=v, text=texts[v]), texts)
+        responses = dict(zip(texts, replies, strict=True))
     for name, addon in [("test-duration", duration_addon), ("test-attention", attention_addon)]:
         response = responses[name]
         assert response.status_code == 200, response.text
@@ -164,13 +163,13 @@ def test_a_client_that_disconnects_stops_its_stream(service):
     whole = source.made.remote().result() - before
 
     before = source.made.remote().result()
-    with httpx.Client(base_url=f"http://127.0.0.1:{service['port']}", timeout=60) as client:
-        with client.stream(
-            "POST",
-            "/v1/synthesize",
-            json={"voice": "test-attention", "text": text, "format": "pcm"},
-        ) as response:
-            next(response.iter_raw())  # the first audio arrived; now hang up
+    body = {"voice": "test-attention", "text": text, "format": "pcm"}
+    url = f"http://127.0.0.1:{service['port']}"
+    with (
+        httpx.Client(base_url=url, timeout=60) as client,
+        client.stream("POST", "/v1/synthesize", json=body) as response,
+    ):
+        next(response.iter_raw())  # the first audio arrived; now hang up
     made = []
     for _ in range(20):  # until the count settles
         made.append(source.made.remote().result() - before)

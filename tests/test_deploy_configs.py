@@ -1,0 +1,71 @@
+"""The Serve configs in deploy/ are generated: each equals what `voicestack deploy build` writes
+now, with the arguments the Makefile's `deploy-configs` target gives it."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+from voicestack.addons.recipes.test_voices import TEST_VOICES_VERSION
+from voicestack.cli.main import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _recipes() -> list[list[str]]:
+    """The `voicestack deploy build` command lines of the Makefile's deploy-configs target."""
+    lines = (ROOT / "Makefile").read_text().split("deploy-configs:", 1)[1].splitlines()[1:]
+    commands = []
+    for line in lines:
+        if not line.startswith("\t"):
+            break
+        argv = shlex.split(line.strip())
+        assert argv[0].endswith("voicestack"), line
+        commands.append(argv[1:])
+    return commands
+
+
+@pytest.fixture
+def test_voices_installed(voices_dir, tmp_path, monkeypatch):
+    """The test voices are what an empty search path serves; point the cache at ours."""
+    (tmp_path / f"test-voices-v{TEST_VOICES_VERSION}").symlink_to(voices_dir)
+    monkeypatch.setenv("VOICESTACK_CACHE", str(tmp_path))
+    monkeypatch.chdir(ROOT)
+
+
+@pytest.mark.parametrize("argv", _recipes(), ids=lambda a: a[a.index("-o") + 1])
+def test_the_committed_config_is_what_deploy_build_writes(argv, test_voices_installed, capsys):
+    i = argv.index("-o")
+    target = ROOT / argv[i + 1]
+    assert main([*argv[:i], "-o", "-", *argv[i + 2 :]]) == 0
+    assert capsys.readouterr().out == target.read_text(), (
+        f"{target.name} is stale: run `make deploy-configs`"
+    )
+
+
+def test_the_cluster_config_places_encoders_on_inferentia_decoders_on_gpus_and_one_vocoder():
+    config = yaml.safe_load((ROOT / "deploy/cluster.yaml").read_text())
+    apps = {a["name"]: a for a in config["applications"]}
+    duration = {d["name"]: d for d in apps["voice-test-duration"]["deployments"]}
+    assert duration["Encoders"]["ray_actor_options"]["resources"] == {"inferentia": 1}
+    assert duration["Decoder"]["ray_actor_options"]["num_gpus"] > 0
+    assert "Vocoder" not in duration  # served by the group application
+    universal = apps["group-universal"]
+    assert {v["addon"] for v in universal["args"]["voices"]} == {"test-duration", "test-attention"}
+    assert universal["deployments"][0]["ray_actor_options"]["num_gpus"] > 0
+    assert duration["Decoder"]["autoscaling_config"]["max_replicas"] == 4
+
+
+def test_the_rayservice_embeds_the_cluster_config_and_declares_the_node_resources():
+    service = yaml.safe_load((ROOT / "deploy/kuberay-rayservice.yaml").read_text())
+    assert service["kind"] == "RayService"
+    embedded = yaml.safe_load(service["spec"]["serveConfigV2"])
+    cluster = yaml.safe_load((ROOT / "deploy/cluster.yaml").read_text())
+    assert embedded == cluster
+    groups = {g["groupName"]: g for g in service["spec"]["rayClusterConfig"]["workerGroupSpecs"]}
+    assert "inferentia" in groups["inferentia"]["rayStartParams"]["resources"]
+    assert groups["gpu"]["rayStartParams"]["num-gpus"] == "1"
+    assert os.sep not in str(embedded["applications"][1]["args"]["addon"])  # a name, not a path
