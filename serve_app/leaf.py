@@ -71,6 +71,8 @@ class _LeafServer:
             "pid": os.getpid(),
             "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
             "voices": sorted(self.blocks),
+            # Distinct networks in memory: voices that ship the same network share one copy.
+            "networks": len({id(n) for b in self.blocks.values() for n in _networks(b)}),
         }
 
     def network_calls(self, voice: str) -> list[dict[str, Any]]:
