@@ -158,7 +158,7 @@ def cmd_deploy_build(args: argparse.Namespace) -> int:
     else:
         Path(args.output).write_text(text, encoding="utf-8")
         print(
-            f"{args.output}: {len(config['applications']) - 1} applications for {len(names)} voices"
+            f"{args.output}: {len(config['applications'])} Serve applications, {len(names)} voices"
         )
     return 0
 

@@ -35,8 +35,9 @@ def voice_app_name(voice: str) -> str:
     return VOICE_APP_PREFIX + voice
 
 
-def group_app_name(group: str) -> str:
-    return GROUP_APP_PREFIX + group
+def group_app_name(group: str, block_type: str) -> str:
+    """One application per group and block type: `group-universal-vocoder`."""
+    return f"{GROUP_APP_PREFIX}{group}-{block_type.lower()}"
 
 
 def resolve_addon(addon: str) -> Path:
@@ -210,7 +211,7 @@ def voice_app(args: dict[str, Any]):
         options = deployment_options(bp, leaf["key"].partition("@")[0], where)
         requirements.append((leaf["type"], options["ray_actor_options"]))
         if leaf["group"] is not None:
-            bound[leaf["key"]] = (group_app_name(leaf["group"]), leaf["type"])
+            bound[leaf["key"]] = (group_app_name(leaf["group"], leaf["type"]), leaf["type"])
             continue
         leaves = [asdict(_leaf_spec(spec, leaf))]
         bound[leaf["key"]] = serve.deployment(_server(leaf["kind"]), **options).bind(leaves)

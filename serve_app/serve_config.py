@@ -87,7 +87,7 @@ def serve_config(
             group_args["check_resources"] = False
         apps.append(
             {
-                "name": group_app_name(group),
+                "name": group_app_name(group, block),
                 "route_prefix": None,
                 "import_path": "voicestack.serve_app.app:group_app",
                 "args": group_args,

@@ -53,7 +53,7 @@ def test_the_cluster_config_places_encoders_on_inferentia_decoders_on_gpus_and_o
     assert duration["Encoders"]["ray_actor_options"]["resources"] == {"inferentia": 1}
     assert duration["Decoder"]["ray_actor_options"]["num_gpus"] > 0
     assert "Vocoder" not in duration  # served by the group application
-    universal = apps["group-universal"]
+    universal = apps["group-universal-vocoder"]
     assert {v["addon"] for v in universal["args"]["voices"]} == {"test-duration", "test-attention"}
     assert universal["deployments"][0]["ray_actor_options"]["num_gpus"] > 0
     assert duration["Decoder"]["autoscaling_config"]["max_replicas"] == 4

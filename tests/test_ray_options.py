@@ -26,7 +26,7 @@ def test_options_carry_cpus_gpus_and_custom_resources():
 
 
 def test_options_leave_out_resources_when_none_are_asked():
-    assert actor_options(BlockPlacement()) == {"num_cpus": 0.25, "num_gpus": 0}
+    assert actor_options(BlockPlacement()) == {"num_cpus": 0.1, "num_gpus": 0}
 
 
 def test_options_do_not_share_the_placements_resources_dict():

@@ -38,8 +38,13 @@ def test_one_vocoder_deployment_serves_both_voices_and_loads_their_shared_networ
     from ray import serve
 
     apps = [a["name"] for a in grouped["config"]["applications"]]
-    assert apps == ["voicestack", "voice-test-duration", "voice-test-attention", "group-universal"]
-    vocoder = serve.get_deployment_handle("Vocoder", app_name="group-universal")
+    assert apps == [
+        "voicestack",
+        "voice-test-duration",
+        "voice-test-attention",
+        "group-universal-vocoder",
+    ]
+    vocoder = serve.get_deployment_handle("Vocoder", app_name="group-universal-vocoder")
     where = vocoder.where.remote().result()
     assert where["voices"] == ["test-attention", "test-duration"]
     assert where["networks"] == 1  # the test voices ship byte-identical vocoders
