@@ -32,8 +32,16 @@ logger = logging.getLogger("voicestack.serve")
 MAX_AHEAD = 8
 
 
+#: What a composer says once at start, through every block, before it takes requests.
+WARM_UP_TEXT = "Hello."
+
+
 class Composer:
-    def __init__(self, voice: dict[str, Any], handles: dict[str, Any]):
+    async def __init__(self, voice: dict[str, Any], handles: dict[str, Any]):
+        self._build(voice, handles)
+        await self._warm_up()
+
+    def _build(self, voice: dict[str, Any], handles: dict[str, Any]) -> None:
         """`voice`: the voice's plan as data (app.voice_spec); `handles`: a DeploymentHandle
         per deployment key of the plan (grouped blocks: ("app", "deployment") to look up)."""
         from voicestack.addons.loader import load_addon
@@ -65,6 +73,20 @@ class Composer:
                 )
                 for s in rest
             ]
+
+    async def _warm_up(self) -> None:
+        """Synthesize a word through the whole chain, so the first client does not pay for the
+        handles' first calls (about 1.5 s here), and the voice is only marked running once its
+        blocks really answer."""
+        t0 = time.perf_counter()
+        try:
+            async for message in self.synthesize(WARM_UP_TEXT):
+                if message["type"] == "error":
+                    raise ValueError(message["message"])
+        except ValueError as e:  # a voice whose front end cannot read the warm-up text
+            logger.warning("voice %s: warm-up skipped: %s", self.name, e)
+            return
+        logger.info("voice %s warmed up in %.2f s", self.name, time.perf_counter() - t0)
 
     def describe(self) -> dict[str, Any]:
         return {k: v for k, v in self.voice.items() if k not in ("segments", "sequence")}
