@@ -24,16 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import psutil
-import ray
-from ray import serve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from voicestack.addons.recipes.test_voices import build_test_voices  # noqa: E402
-from voicestack.serve_app.serve_config import serve_config  # noqa: E402
 
-from tests.ray_service import apply_config, free_port, start_serve  # noqa: E402
+from tests.ray_service import running_service  # noqa: E402
 
 BASE = {"default": {"num_cpus": 0.1}}
 GROUPED = {
@@ -68,21 +64,16 @@ def measure() -> tuple[float, float, int]:
 
 
 def scenario(voices: list[str], placement: dict) -> tuple[float, float, int, int]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    port = free_port()
-    start_serve(port)
-    config = serve_config(voices, placement, port=port)
-    apply_config(config)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+    with running_service(voices, placement) as service:
         for v in voices:
-            name = Path(v).name
-            r = client.post("/v1/synthesize", json={"voice": name, "text": "Hello there."})
+            r = service["client"].post(
+                "/v1/synthesize", json={"voice": Path(v).name, "text": "Hello there."}
+            )
             assert r.status_code == 200, r.text
-    time.sleep(2)
-    pss, rss, n = measure()
+        time.sleep(2)
+        pss, rss, n = measure()
+        config = service["config"]
     deployments = sum(len(a.get("deployments", [])) for a in config["applications"]) + 1
-    serve.shutdown()
-    ray.shutdown()
     time.sleep(2)
     return pss, rss, n, deployments
 

@@ -7,6 +7,8 @@ import io
 import socket
 import time
 import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -48,6 +50,28 @@ def apply_config(config: dict[str, Any], timeout_s: float = 120) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"apps not running after {timeout_s}s: {states}")
         time.sleep(0.5)
+
+
+@contextmanager
+def running_service(voices: list[str], placement: dict) -> Iterator[dict[str, Any]]:
+    """A local Ray (2 CPUs), Serve on a free port, the config for `voices` applied, and an
+    HTTP client for it; all shut down afterwards."""
+    import httpx
+    import ray
+    from ray import serve
+    from voicestack.serve_app.serve_config import serve_config
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        port = free_port()
+        start_serve(port)
+        config = serve_config(voices, placement, port=port)
+        apply_config(config)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            yield {"client": client, "config": config, "port": port}
+        serve.shutdown()
+    finally:
+        ray.shutdown()
 
 
 def wav_samples(body: bytes) -> tuple[int, np.ndarray]:

@@ -17,7 +17,7 @@ from voicestack.serve_app.formats import decode_msgpack_stream
 from voicestack.serve_app.serve_config import serve_config
 
 from .conftest import voice_with
-from .ray_service import apply_config, free_port, pcm16, start_serve, wav_samples
+from .ray_service import apply_config, pcm16, running_service, wav_samples
 
 pytestmark = pytest.mark.ray
 
@@ -27,20 +27,9 @@ LONG = " ".join(f"Sentence number {n} is here." for n in range(1, 9))
 
 @pytest.fixture(scope="module")
 def service(voices_dir):
-    import ray
-    from ray import serve
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    port = free_port()
-    start_serve(port)
     voices = [str(voices_dir / "test-duration"), str(voices_dir / "test-attention")]
-    config = serve_config(voices, PLACEMENT, port=port)
-    apply_config(config)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
-    yield {"client": client, "config": config, "port": port}
-    client.close()
-    serve.shutdown()
-    ray.shutdown()
+    with running_service(voices, PLACEMENT) as running:
+        yield running
 
 
 def post(client: httpx.Client, **body) -> httpx.Response:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from voicestack.runtime.local import synthesize
-from voicestack.serve_app.serve_config import serve_config
 
 from .conftest import voice_with
-from .ray_service import apply_config, free_port, pcm16, start_serve, wav_samples
+from .ray_service import pcm16, running_service, wav_samples
 
 pytestmark = pytest.mark.ray
 
@@ -18,20 +17,9 @@ GROUPED = {"default": {"num_cpus": 0.1}, "blocks": {"Vocoder": {"group": "univer
 
 @pytest.fixture(scope="module")
 def grouped(voices_dir):
-    import httpx
-    import ray
-    from ray import serve
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    port = free_port()
-    start_serve(port)
     voices = [str(voices_dir / "test-duration"), str(voices_dir / "test-attention")]
-    config = serve_config(voices, GROUPED, port=port)
-    apply_config(config)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-        yield {"client": client, "config": config}
-    serve.shutdown()
-    ray.shutdown()
+    with running_service(voices, GROUPED) as running:
+        yield running
 
 
 def test_one_vocoder_deployment_serves_both_voices_and_loads_their_shared_network_once(grouped):
