@@ -43,6 +43,8 @@ class Network:
         # a voice (a deploy-time builder on a node without the device) never touches it.
         self.module = program.module()
         self._on_device = self.device.type == "cpu"
+        #: How many items one call may take (1 for an archive exported with a fixed batch of 1).
+        self.max_batch = exported_batch_limit(program, spec)
         #: Shapes of every call, by input name, while `recording` is set (tests, diagnostics).
         self.recording = False
         self.calls: list[NetworkCall] = []
@@ -110,40 +112,70 @@ class Network:
                 out[t.name] = out[t.name].narrow(t.length_axis - 1, start, end - start)
         return out
 
+    def run_batch(self, items: list[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
+        """Call the network once on several unbatched inputs (chunks of different streams),
+        padded to a common length (under a static policy, to a size it was exported for).
+
+        Every layer masks its input, so a padded item computes what it computes alone: the
+        results equal one `run` per item. Items must fit in one call (no splitting here).
+        """
+        lengths = [self._length(inputs) for inputs in items]
+        if any(n is None for n in lengths):
+            raise ValueError(f"network {self.name!r}: batching needs a length axis")
+        results = []
+        for i in range(0, len(items), self.max_batch):
+            part = lengths[i : i + self.max_batch]
+            results += self._call_batch(
+                items[i : i + self.max_batch], part, self.shapes.padded_size(max(part))
+            )
+        return results
+
     def _call(
         self, inputs: dict[str, torch.Tensor], length: int | None, size: int | None
     ) -> dict[str, torch.Tensor]:
+        return self._call_batch([inputs], [length], size)[0]
+
+    def _call_batch(
+        self, items: list[dict[str, torch.Tensor]], lengths: list, size: int | None
+    ) -> list[dict[str, torch.Tensor]]:
         import torch
 
         args = []
         for t in self.spec.inputs:
-            if t.name == MASK and t.name not in inputs:
-                assert length is not None and size is not None
-                x = torch.zeros(size, dtype=torch.float32)
-                x[:length] = 1.0
-            else:
-                x = inputs[t.name]
-                if t.length_axis is not None and size is not None and size > length:
-                    axis = t.length_axis - 1
-                    pad = list(x.shape)
-                    pad[axis] = size - length
-                    x = torch.cat([x, x.new_zeros(pad)], dim=axis)
-            args.append(x.unsqueeze(0).to(self.device))
+            rows = []
+            for inputs, length in zip(items, lengths, strict=True):
+                if t.name == MASK and t.name not in inputs:
+                    assert length is not None and size is not None
+                    x = torch.zeros(size, dtype=torch.float32)
+                    x[:length] = 1.0
+                else:
+                    x = inputs[t.name]
+                    if t.length_axis is not None and size is not None and size > length:
+                        axis = t.length_axis - 1
+                        pad = list(x.shape)
+                        pad[axis] = size - length
+                        x = torch.cat([x, x.new_zeros(pad)], dim=axis)
+                rows.append(x)
+            args.append(torch.stack(rows).to(self.device))
         if self.recording:
             shapes = {t.name: tuple(a.shape) for t, a in zip(self.spec.inputs, args, strict=True)}
-            self.calls.append(NetworkCall(shapes, length))
+            for length in lengths:
+                self.calls.append(NetworkCall(shapes, length))
         self.ready()
         with torch.inference_mode():
             raw = self.module(*args)
         if not isinstance(raw, (tuple, list)):
             raw = (raw,)
-        outs = {}
-        for spec, y in zip(self.spec.outputs, raw, strict=True):
-            y = y[0].to("cpu")
-            if spec.length_axis is not None and length is not None and size != length:
-                y = y.narrow(spec.length_axis - 1, 0, length * spec.length_scale)
-            outs[spec.name] = y
-        return outs
+        results = []
+        for i, length in enumerate(lengths):
+            outs = {}
+            for spec, y in zip(self.spec.outputs, raw, strict=True):
+                y = y[i].to("cpu")
+                if spec.length_axis is not None and length is not None and size != length:
+                    y = y.narrow(spec.length_axis - 1, 0, length * spec.length_scale)
+                outs[spec.name] = y
+            results.append(outs)
+        return results
 
     def warm_up(self) -> None:
         """Run every static size once, so no request pays for a first call (a compile on a
@@ -166,6 +198,23 @@ class Network:
                 dtype = torch.long if t.dtype == "int64" else torch.float32
                 inputs[t.name] = torch.zeros(shape, dtype=dtype)
             self.run(inputs)
+
+
+def exported_batch_limit(program: Any, spec: NetworkSpec) -> int:
+    """The largest batch the archive takes: its batch dim's upper bound, or the fixed size."""
+    import torch
+
+    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    node = placeholders.get(spec.inputs[0].name) if spec.inputs else None
+    if node is None or "val" not in node.meta or node.meta["val"].dim() == 0:
+        return 1
+    dim = node.meta["val"].shape[0]
+    if not isinstance(dim, torch.SymInt):
+        return int(dim)
+    bounds = program.range_constraints.get(dim.node.expr)
+    if bounds is None or not bounds.upper.is_finite:
+        return 256
+    return max(1, int(bounds.upper))
 
 
 def exported_length_range(program: Any, spec: NetworkSpec) -> tuple[int, int] | None:

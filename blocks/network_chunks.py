@@ -97,9 +97,47 @@ class NetworkChunkBlock(ChunkwiseBlock):
                 start=chunk.start * self._scale,
                 is_last=chunk.is_last,
             )
-        out = self.network.run({self._input: chunk.frames})[self.network.spec.outputs[0].name]
+        return self._core(chunk, self.network.run({self._input: chunk.frames}))
+
+    def _core(self, chunk: Chunk, outputs: dict) -> Chunk:
+        """The network's output for `chunk`'s frames, less its context: the output core."""
+        out = outputs[self.network.spec.outputs[0].name]
         if out.dim() == 1:  # audio: (samples,) -> (samples, 1)
             out = out.unsqueeze(-1)
         s = self._scale
         core = out[chunk.left * s : out.shape[0] - chunk.right * s]
         return Chunk(core, start=chunk.start * s, is_last=chunk.is_last)
+
+
+def apply_batch(items: list[tuple[NetworkChunkBlock, Chunk, tuple[int, int]]]) -> list[Chunk]:
+    """`block.apply(chunk, keep)` for each item, with one network call for all of them.
+
+    The items' blocks must share one network (the same block of one voice, or of voices that
+    ship the same network). Chunks of different streams are padded to a common length; each
+    layer masks the padding, so each result equals its own `apply` (tested). A chunk longer
+    than a static window is done on its own, in pieces.
+    """
+    network = items[0][0].network
+    if any(block.network is not network for block, _, _ in items):
+        raise ValueError("apply_batch: the blocks do not share one network")
+    window = network.shapes.max_size
+    results: list[Chunk | None] = [None] * len(items)
+    batched, widened = [], []
+    for i, (block, chunk, keep) in enumerate(items):
+        wide, kl, kr = block.widen(chunk, keep)
+        if window is not None and wide.frames.shape[0] > window:
+            results[i] = block.apply(chunk, keep)
+        else:
+            batched.append(i)
+            widened.append((wide, kl, kr))
+    if batched:
+        outputs = network.run_batch(
+            [
+                {items[i][0]._input: wide.frames}
+                for i, (wide, _, _) in zip(batched, widened, strict=True)
+            ]
+        )
+        for i, (wide, kl, kr), out in zip(batched, widened, outputs, strict=True):
+            block, chunk, _ = items[i]
+            results[i] = block.narrowed(chunk, block._core(wide, out), kl, kr)
+    return results  # type: ignore[return-value]

@@ -106,6 +106,13 @@ class ChunkwiseBlock(StreamableBlock):
         the next. The kept frames are exact (they still have `context` frames around them, or
         the utterance's edge), so the next block's output equals a one-shot run as well.
         """
+        widened, kl, kr = self.widen(chunk, keep)
+        return self.narrowed(chunk, self.process(widened), kl, kr)
+
+    @staticmethod
+    def widen(chunk: Chunk, keep: tuple[int, int]) -> tuple[Chunk, int, int]:
+        """The chunk with up to `keep` frames of its context counted as core (to be computed
+        and passed on), and how many were taken on each side."""
         kl, kr = min(chunk.left, keep[0]), min(chunk.right, keep[1])
         widened = Chunk(
             chunk.frames,
@@ -114,7 +121,10 @@ class ChunkwiseBlock(StreamableBlock):
             right=chunk.right - kr,
             is_last=chunk.is_last,
         )
-        out = self.process(widened)
+        return widened, kl, kr
+
+    def narrowed(self, chunk: Chunk, out: Chunk, kl: int, kr: int) -> Chunk:
+        """The output of a widened chunk, with the taken frames marked as context again."""
         s = self.scale
         return Chunk(
             out.frames, start=chunk.start * s, left=kl * s, right=kr * s, is_last=out.is_last

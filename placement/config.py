@@ -36,6 +36,16 @@ class Autoscaling(BaseModel):
         return self
 
 
+class Batching(BaseModel):
+    """Cross-request batching of a chunk block's calls (decoder, vocoder): a replica collects
+    chunks for at most `wait_ms` or until `max_batch_size` wait, and runs them as one call."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_batch_size: int = Field(default=1, ge=1, le=256, description="1: no batching")
+    wait_ms: float = Field(default=2.0, ge=0, le=1000)
+
+
 class BlockPlacement(BaseModel):
     """Where and how one block runs."""
 
@@ -48,6 +58,7 @@ class BlockPlacement(BaseModel):
     resources: dict[str, float] = Field(default_factory=dict)
     shapes: ShapePolicy = Field(default_factory=DynamicShapes)
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
+    batching: Batching = Field(default_factory=Batching)
     group: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_-]+$",

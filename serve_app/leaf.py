@@ -14,6 +14,7 @@ Three kinds, after the plan (runtime/plan.py):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Iterator
@@ -111,5 +112,31 @@ class SourceServer(_LeafServer):
 
 
 class ChunkServer(_LeafServer):
-    def apply(self, voice: str, chunk: Any, keep: tuple[int, int]) -> Any:
-        return self.blocks[voice].apply(chunk, keep)
+    def __init__(self, leaves: list[dict[str, Any]]):
+        from voicestack.placement.config import Placement
+        from voicestack.serve_app.batching import Batcher, apply_items
+
+        super().__init__(leaves)
+        first = LeafSpec(**leaves[0])
+        block = self.blocks[first.voice]
+        batching = (
+            Placement.model_validate(first.placement)
+            .for_block(block.type_name, voice=first.voice)
+            .batching
+        )
+        self.batcher = None
+        if batching.max_batch_size > 1:
+            self.batcher = Batcher(apply_items, batching.max_batch_size, batching.wait_ms / 1000)
+
+    async def apply(self, voice: str, chunk: Any, keep: tuple[int, int]) -> Any:
+        block = self.blocks[voice]
+        if self.batcher is None:
+            return await asyncio.to_thread(block.apply, chunk, keep)
+        # A chunk that starts a sentence goes first: a new stream's first audio waits for no one.
+        return await self.batcher.submit(
+            (block, chunk, keep), priority=0 if chunk.start == 0 else 1
+        )
+
+    def batch_sizes(self) -> list[int]:
+        """Sizes of the batches this replica ran (tests, diagnostics)."""
+        return list(self.batcher.sizes) if self.batcher is not None else []

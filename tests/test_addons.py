@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from voicestack.addons.inspect import inspect_addon
 from voicestack.addons.loader import AddonError, load_addon
+from voicestack.addons.recipes.test_voices import TEST_VOICES_VERSION
 from voicestack.addons.search_path import find_voice, find_voices
 from voicestack.addons.validator import validate_addon
 
@@ -109,7 +110,7 @@ def test_invalid_json_is_one_clear_problem(addon_copy):
 
 def test_inspect_shows_networks_shapes_symbols_and_stack_as_a_tree(voices_dir):
     text = inspect_addon(voices_dir / "test-duration")
-    assert "test-duration 1 (duration, en-US" in text
+    assert f"test-duration {TEST_VOICES_VERSION} (duration, en-US" in text
     assert "decoder [decoder] decoder.pt2" in text and "receptive field ±6 frames" in text
     assert (
         "in  symbols: int64[batch, length]" in text

@@ -21,7 +21,8 @@ from .ray_service import apply_config, pcm16, running_service, wav_samples
 
 pytestmark = pytest.mark.ray
 
-PLACEMENT = {"default": {"num_cpus": 0.1}}
+BATCHED = {"batching": {"max_batch_size": 8, "wait_ms": 5}}
+PLACEMENT = {"default": {"num_cpus": 0.1}, "blocks": {"Decoder": BATCHED, "Vocoder": BATCHED}}
 LONG = " ".join(f"Sentence number {n} is here." for n in range(1, 9))
 
 
@@ -73,6 +74,8 @@ def test_the_first_chunk_leaves_before_the_later_sentences_are_encoded(service):
     assert audio[0]["timing"]["sentences_started"] == 2
     assert audio[-1]["timing"]["sentences_started"] == 8
     assert end["chunks"] == len(audio)
+    # The composer keeps several chunks in flight, so the decoder batches them.
+    assert max(handle("voice-test-duration", "Decoder").batch_sizes.remote().result()) > 1
 
 
 def test_pcm_and_msgpack_carry_the_same_samples_as_wav(service):

@@ -20,8 +20,10 @@ from voicestack.addons.recipes import tiny_networks as nets
 
 SAMPLE_RATE, HOP, N_MELS, DIM, STATE = 22050, 256, 80, 32, 64
 MAX_SYMBOLS, MAX_FRAMES = 1024, 8192
+#: Chunk networks (decoder, vocoder) take a batch of chunks of different streams.
+MAX_BATCH = 64
 #: Bumped when the test voices change, so a cache of them is rebuilt.
-TEST_VOICES_VERSION = "1"
+TEST_VOICES_VERSION = "2"
 
 
 def _export(module: torch.nn.Module, args: tuple, dynamic: dict, file: Path) -> None:
@@ -57,10 +59,11 @@ def _vocoder(folder: Path, seed: int) -> dict:
     torch.manual_seed(seed)
     vocoder = nets.FrameVocoder(N_MELS, HOP)
     frames = torch.export.Dim("frames", min=1, max=MAX_FRAMES)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     _export(
         vocoder,
-        (torch.randn(1, 20, N_MELS), torch.ones(1, 20)),
-        {"mel": {1: frames}, "mask": {1: frames}},
+        (torch.randn(2, 20, N_MELS), torch.ones(2, 20)),
+        {"mel": {0: batch, 1: frames}, "mask": {0: batch, 1: frames}},
         folder / "vocoder.pt2",
     )
     return {
@@ -94,10 +97,11 @@ def build_duration_voice(folder: Path, symbols: list[str]) -> Path:
         {"symbols": {1: sym}, "mask": {1: sym}},
         folder / "duration_predictor.pt2",
     )
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     _export(
         decoder,
-        (torch.randn(1, 40, DIM), torch.ones(1, 40)),
-        {"frames": {1: frames}, "mask": {1: frames}},
+        (torch.randn(2, 40, DIM), torch.ones(2, 40)),
+        {"frames": {0: batch, 1: frames}, "mask": {0: batch, 1: frames}},
         folder / "decoder.pt2",
     )
     symbol_inputs = [

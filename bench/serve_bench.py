@@ -1,0 +1,24 @@
+"""The serving benchmark of issue 5, in one command: voicestack on Ray Serve against a naive
+ASGI server and an in-process streaming one, same voice, same machine, same clients.
+
+    .venv/bin/python bench/serve_bench.py [--quick] [--levels 1,4,16,64] [--requests N]
+        [--texts sentence,400,2000] [--servers naive,streaming,voicestack]
+        [--voice test-duration] [--out docs/]
+
+Writes OUT/bench_results.md (the table), .json (summaries and every stream's raw arrivals) and
+.png (TTFA against text length, RTFX against concurrency; needs matplotlib). `--quick` (levels 1
+and 4, 4 requests each, the 1-sentence and 400-character texts) checks the harness end to end in
+a few minutes; the full run is long on 2 cores. The code is in bench/serve_bench/.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.serve_bench.run import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Starting and stopping the three servers, one at a time, each behind the same HTTP API.
+
+The plain ASGI servers run as uvicorn subprocesses (as they would be deployed), so their memory
+and CPU are their own and not the benchmark client's. voicestack runs on a local Ray started the
+way the Ray tests start it (`tests/ray_service.running_service`): 2 CPUs, every block at
+0.1 CPU, so all its replicas fit on this machine at once. A server is only handed out once it
+answered a real synthesis request, so a level never measures start-up.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.serve_bench.sampler import ProcessFinder, process_tree, ray_processes
+
+REPO = Path(__file__).resolve().parents[2]
+SERVERS: tuple[str, ...] = ("naive", "streaming", "voicestack")
+#: The placement the voicestack server runs with: every block fits the 2 local CPUs.
+PLACEMENT: dict[str, Any] = {"default": {"num_cpus": 0.1}}
+READY_TIMEOUT_S = 180.0
+
+
+@dataclass
+class Server:
+    """A running server: where to send requests, and which processes are its memory."""
+
+    name: str
+    url: str
+    processes: ProcessFinder
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_voice(voice: str) -> Path:
+    """The addon folder of `voice`: a folder, a voice on the search path, or a test voice
+    (built into the cache on first use, even when other voices are installed)."""
+    from voicestack.addons.search_path import find_voice, test_voices
+
+    path = Path(voice)
+    if (path / "addon.json").is_file():
+        return path.resolve()
+    try:
+        return find_voice(voice).path
+    except LookupError:
+        for folder in test_voices():
+            if folder.name == voice:
+                return folder
+        raise
+
+
+def free_port() -> int:
+    from tests.ray_service import free_port as find
+
+    return find()
+
+
+def warm_up(url: str, voice_name: str, alive: Callable[[], str | None]) -> dict[str, Any]:
+    """Wait until the server answers `/healthz` and one synthesis; return its health body."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    payload = {"voice": voice_name, "text": "Warming up.", "format": "pcm"}
+    with httpx.Client(base_url=url, timeout=60) as client:
+        while time.monotonic() < deadline:
+            failure = alive()
+            if failure is not None:
+                raise RuntimeError(failure)
+            try:
+                health = client.get("/healthz")
+                if health.status_code == 200 and voice_name in health.json().get("voices", []):
+                    answer = client.post("/v1/synthesize", json=payload)
+                    if answer.status_code == 200 and answer.content:
+                        return health.json()
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not serve {voice_name!r} within {READY_TIMEOUT_S:.0f} s")
+
+
+def _exited(process: subprocess.Popen, log: Path) -> Callable[[], str | None]:
+    def check() -> str | None:
+        if process.poll() is None:
+            return None
+        tail = log.read_text(errors="replace")[-2000:]
+        return f"server exited with {process.returncode}:\n{tail}"
+
+    return check
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def asgi_server(mode: str, voice_path: Path, voice_name: str, logs: Path) -> Iterator[Server]:
+    """The naive or streaming server (bench/serve_bench/servers.py) in a uvicorn subprocess."""
+    port = free_port()
+    log = logs / f"{mode}.log"
+    command = [sys.executable, "-m", "bench.serve_bench.servers"]
+    command += ["--mode", mode, "--voice", str(voice_path), "--port", str(port)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        health = warm_up(url, voice_name, _exited(process, log))
+        yield Server(mode, url, process_tree(process.pid), {"pid": process.pid, **health})
+    finally:
+        _stop(process)
+
+
+@contextmanager
+def voicestack_server(voice_path: Path, voice_name: str) -> Iterator[Server]:
+    """voicestack on a local Ray Serve (started in this process, as the Ray tests do)."""
+    from tests.ray_service import running_service
+
+    with running_service([str(voice_path)], PLACEMENT) as service:
+        url = f"http://127.0.0.1:{service['port']}"
+        health = warm_up(url, voice_name, lambda: None)
+        deployments = sum(len(a.get("deployments", [])) for a in service["config"]["applications"])
+        details = {"placement": PLACEMENT, "deployments": deployments + 1, **health}
+        yield Server("voicestack", url, ray_processes, details)
+
+
+@contextmanager
+def start_server(name: str, voice_path: Path, voice_name: str, logs: Path) -> Iterator[Server]:
+    """Any of SERVERS by name."""
+    if name == "voicestack":
+        with voicestack_server(voice_path, voice_name) as server:
+            yield server
+    elif name in SERVERS:
+        with asgi_server(name, voice_path, voice_name, logs) as server:
+            yield server
+    else:
+        raise ValueError(f"unknown server {name!r}; expected one of {', '.join(SERVERS)}")

@@ -1,0 +1,167 @@
+"""From raw stream records to the numbers issue 5 asks for, as a markdown table and JSON.
+
+Summaries are computed from the kept records (never accumulated during the run), so the JSON's
+raw arrivals can always be re-checked against the table. A stream that ended cleanly but with
+less audio than the naive server made for the same text (the naive server cannot truncate: it
+sends a whole body or an error) is counted as lost: raw PCM cannot say that it failed part way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.serve_bench.client import LevelRun, StreamRecord
+from bench.serve_bench.sampler import MemoryPeak
+
+
+@dataclass
+class LevelSummary:
+    server: str
+    text: str
+    text_chars: int
+    concurrency: int
+    requests: int
+    ok: int
+    ttfa_p50_ms: float | None
+    ttfa_p90_ms: float | None
+    ttfa_p99_ms: float | None
+    max_gap_ms: float | None
+    rtfx: float
+    audio_s: float
+    wall_s: float
+    underrun_streams: int
+    stalled_s: float
+    errors: int
+    rejected: int
+    lost: int
+    peak_pss_mib: float
+    peak_rss_mib: float
+    processes: int
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) * 1000 if values else None
+
+
+def lost_streams(records: list[StreamRecord], expected_bytes: int | None) -> int:
+    """Clean streams that carried less audio than the reference for the same text."""
+    if expected_bytes is None:
+        return 0
+    return sum(1 for r in records if r.ok and r.audio_bytes < expected_bytes)
+
+
+def summarize(
+    server: str,
+    text: str,
+    text_chars: int,
+    concurrency: int,
+    run: LevelRun,
+    memory: MemoryPeak,
+    expected_bytes: int | None,
+) -> LevelSummary:
+    ok = [r for r in run.records if r.ok]
+    ttfas = [r.ttfa_s for r in ok if r.ttfa_s is not None]
+    underruns = [r.underruns() for r in ok]
+    audio_s = sum(r.audio_s for r in ok)
+    return LevelSummary(
+        server=server,
+        text=text,
+        text_chars=text_chars,
+        concurrency=concurrency,
+        requests=len(run.records),
+        ok=len(ok),
+        ttfa_p50_ms=_percentile(ttfas, 50),
+        ttfa_p90_ms=_percentile(ttfas, 90),
+        ttfa_p99_ms=_percentile(ttfas, 99),
+        max_gap_ms=max((r.max_gap_s() for r in ok), default=0.0) * 1000 if ok else None,
+        rtfx=audio_s / run.wall_s if run.wall_s > 0 else 0.0,
+        audio_s=audio_s,
+        wall_s=run.wall_s,
+        underrun_streams=sum(1 for n, _ in underruns if n > 0),
+        stalled_s=sum(s for _, s in underruns),
+        errors=sum(1 for r in run.records if r.error is not None),
+        rejected=sum(1 for r in run.records if r.rejected),
+        lost=lost_streams(run.records, expected_bytes),
+        peak_pss_mib=memory.pss_mib,
+        peak_rss_mib=memory.rss_mib,
+        processes=memory.processes,
+    )
+
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("server", "server"),
+    ("text", "text (chars)"),
+    ("concurrency", "conc."),
+    ("requests", "req."),
+    ("ttfa_p50_ms", "TTFA p50 ms"),
+    ("ttfa_p90_ms", "TTFA p90 ms"),
+    ("ttfa_p99_ms", "TTFA p99 ms"),
+    ("max_gap_ms", "max gap ms"),
+    ("rtfx", "RTFX"),
+    ("underrun_streams", "underrun streams"),
+    ("errors", "errors"),
+    ("rejected", "rejected"),
+    ("lost", "lost"),
+    ("peak_pss_mib", "peak PSS MiB"),
+)
+
+
+def _cell(summary: LevelSummary, key: str) -> str:
+    value = getattr(summary, key)
+    if key == "text":
+        return f"{value} ({summary.text_chars})"
+    if value is None:
+        return "-"
+    if key == "rtfx":
+        return f"{value:.2f}"
+    if isinstance(value, float):
+        return f"{value:.0f}"
+    return str(value)
+
+
+def markdown_table(summaries: list[LevelSummary]) -> str:
+    lines = [
+        "| " + " | ".join(title for _, title in COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    lines += ["| " + " | ".join(_cell(s, k) for k, _ in COLUMNS) + " |" for s in summaries]
+    return "\n".join(lines)
+
+
+def markdown_report(summaries: list[LevelSummary], meta: dict[str, Any]) -> str:
+    """The results file: how it was made, then the table."""
+    head = [
+        "# Serving benchmark results",
+        "",
+        f"`{meta['command']}` at {meta['finished_utc']} UTC on {meta['machine']}.",
+        f"Voice `{meta['voice']}`; {meta['requests_rule']}; load average at start "
+        f"{meta['load_average_start']}, at end {meta['load_average_end']}.",
+        "",
+        "TTFA: request sent to first audio byte. max gap: largest wait between two pieces of one",
+        "stream. RTFX: seconds of audio received per second of wall time over the level.",
+        "underrun streams: streams whose real-time playback, from the first byte, ran dry at",
+        "least once. rejected: 503 with Retry-After. lost: streams that ended cleanly with less",
+        "audio than the naive server made for the text. peak PSS: the server's processes (all",
+        "Ray processes for voicestack), sampled every 0.2 s during the level.",
+        "",
+        markdown_table(summaries),
+        "",
+    ]
+    return "\n".join(head)
+
+
+def write_json(path: Path, runs: list[tuple[LevelSummary, LevelRun]], meta: dict[str, Any]) -> None:
+    """Every summary, then every stream's raw record (arrival times and sizes) by level."""
+    data = {
+        "meta": meta,
+        "summaries": [asdict(s) for s, _ in runs],
+        "levels": [
+            {"summary": asdict(s), "records": [r.as_dict() for r in run.records]} for s, run in runs
+        ],
+    }
+    path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")

@@ -1,0 +1,115 @@
+"""Cross-request batching of chunk calls inside a replica.
+
+Chunks of different streams (and of voices that share a network) that reach a replica within a
+few milliseconds of each other are run as one network call: one dispatch instead of many, which
+is what keeps many streams real-time on shared hardware. The wait is bounded (`wait_ms`), and a
+chunk that starts a sentence goes ahead of the later chunks of streams already playing, so a
+new stream's first audio does not queue behind everybody else's.
+
+Serve's own `@serve.batch` is first-in first-out; the priority rule is why this is ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger("voicestack.serve")
+
+
+@dataclass(order=True)
+class _Entry:
+    priority: int
+    seq: int
+    item: Any = field(compare=False)
+    future: asyncio.Future = field(compare=False)
+
+
+class Batcher:
+    """Collects items for at most `wait_s` (or until `max_size` are waiting), runs them in one
+    call of `run` in a worker thread, and gives each caller its own result."""
+
+    def __init__(self, run: Callable[[list[Any]], list[Any]], max_size: int, wait_s: float):
+        self._run = run
+        self.max_size = max_size
+        self.wait_s = wait_s
+        self._heap: list[_Entry] = []
+        self._seq = itertools.count()
+        self._arrived: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        #: Sizes of the batches run so far (for tests and diagnostics).
+        self.sizes: list[int] = []
+
+    async def submit(self, item: Any, priority: int = 1) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done():
+            self._arrived = asyncio.Event()
+            self._task = loop.create_task(self._loop())
+        future = loop.create_future()
+        heapq.heappush(self._heap, _Entry(priority, next(self._seq), item, future))
+        self._arrived.set()
+        return await future
+
+    async def _loop(self) -> None:
+        assert self._arrived is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            deadline = loop.time() + self.wait_s
+            while len(self._heap) < self.max_size and (left := deadline - loop.time()) > 0:
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), left)
+                    self._arrived.clear()
+                except TimeoutError:
+                    break
+            batch = [heapq.heappop(self._heap) for _ in range(min(self.max_size, len(self._heap)))]
+            batch = [e for e in batch if not e.future.cancelled()]
+            if self._heap:
+                self._arrived.set()
+            if not batch:
+                continue
+            self.sizes.append(len(batch))
+            try:
+                results = await asyncio.to_thread(self._run, [e.item for e in batch])
+            except Exception:  # one bad item must not cost the others their audio
+                logger.exception("batch of %d failed; running its items one by one", len(batch))
+                for entry in batch:
+                    await self._one(entry)
+                continue
+            for entry, result in zip(batch, results, strict=True):
+                if not entry.future.done():
+                    entry.future.set_result(result)
+
+    async def _one(self, entry: _Entry) -> None:
+        try:
+            (result,) = await asyncio.to_thread(self._run, [entry.item])
+        except Exception as e:
+            if not entry.future.done():
+                entry.future.set_exception(e)
+            return
+        if not entry.future.done():
+            entry.future.set_result(result)
+
+
+def apply_items(items: list[tuple[Any, Any, tuple[int, int]]]) -> list[Any]:
+    """(block, chunk, keep) items: network blocks that share a network run as one call; any
+    other block applies its chunk on its own."""
+    from voicestack.blocks.network_chunks import NetworkChunkBlock, apply_batch
+
+    results: list[Any] = [None] * len(items)
+    by_network: dict[int, list[int]] = {}
+    for i, (block, chunk, keep) in enumerate(items):
+        if isinstance(block, NetworkChunkBlock):
+            by_network.setdefault(id(block.network), []).append(i)
+        else:
+            results[i] = block.apply(chunk, keep)
+    for indices in by_network.values():
+        for i, out in zip(indices, apply_batch([items[i] for i in indices]), strict=True):
+            results[i] = out
+    return results
