@@ -129,17 +129,26 @@ def head_stream(
     return with_context(segment.head.stream(features, upstream), *segment.need)
 
 
-def stream_local(plan: Plan, features: Features) -> Iterator[Chunk]:
-    """Run the whole plan in this process, lazily: nothing runs until the first chunk is asked
-    for, so a later sentence's encoders wait until it is that sentence's turn."""
-    features = run_sequence(plan.sequence, features)
-    stream: Iterator[Chunk] | None = None
-    for segment in plan.segments:
+def stream_segments(
+    segments: tuple[Segment, ...] | list[Segment],
+    features: Features,
+    upstream: Iterator[Chunk] | None,
+) -> Iterator[Chunk]:
+    """Chain segments lazily: each head re-chunked with its context, then its steps."""
+    stream = upstream
+    for segment in segments:
         stream = head_stream(segment, features, stream)
         for step in segment.steps:
             stream = _applied(stream, step)
     assert stream is not None
-    yield from stream
+    return stream
+
+
+def stream_local(plan: Plan, features: Features) -> Iterator[Chunk]:
+    """Run the whole plan in this process, lazily: nothing runs until the first chunk is asked
+    for, so a later sentence's encoders wait until it is that sentence's turn."""
+    features = run_sequence(plan.sequence, features)
+    yield from stream_segments(plan.segments, features, None)
 
 
 def _applied(stream: Iterator[Chunk], step: ChunkStep) -> Iterator[Chunk]:

@@ -124,7 +124,6 @@ def voice_spec(voice) -> dict[str, Any]:
         "frontend": voice.addon.config.frontend,
         "stack": voice.describe()["stack"],
         "sequence_leaves": [leaf(b) for b in plan.sequence],
-        "sequence": [leaf(b)["key"] for b in plan.sequence],
         "segments": segments,
     }
     return spec

@@ -89,7 +89,7 @@ class Composer:
         logger.info("voice %s warmed up in %.2f s", self.name, time.perf_counter() - t0)
 
     def describe(self) -> dict[str, Any]:
-        return {k: v for k, v in self.voice.items() if k not in ("segments", "sequence")}
+        return {k: v for k, v in self.voice.items() if k not in ("segments", "sequence_leaves")}
 
     async def where(self) -> dict[str, Any]:
         """Where each of this voice's deployments runs: {key: [replica info...]} (tests)."""
@@ -174,8 +174,8 @@ class Composer:
                 index += 1
                 continue
             response: Any = features
-            for key in self.voice["sequence"]:
-                response = self.handles[key].remote(self.name, response)
+            for leaf in self.voice["sequence_leaves"]:
+                response = self.handles[leaf["key"]].remote(self.name, response)
             return index, response
         return index, None
 
@@ -228,7 +228,7 @@ class Composer:
 
     async def _through_tail(self, outputs: AsyncIterator, features: Any):
         """Run the later segments here, in a thread, on the first segment's fetched chunks."""
-        from voicestack.runtime.plan import _applied, head_stream
+        from voicestack.runtime.plan import stream_segments
 
         features = await features if hasattr(features, "__await__") else features
         inbox: queue.Queue = queue.Queue()
@@ -238,11 +238,7 @@ class Composer:
             while (item := inbox.get()) is not done:
                 yield item
 
-        stream: Iterator[Any] = upstream()
-        for segment in self.tail:
-            stream = head_stream(segment, features, stream)
-            for step in segment.steps:
-                stream = _applied(stream, step)
+        stream = stream_segments(self.tail, features, upstream())
         results: queue.Queue = queue.Queue()
 
         def drive() -> None:

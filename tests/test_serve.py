@@ -12,7 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
+from voicestack.addons.loader import load_addon
 from voicestack.runtime.local import synthesize
+from voicestack.runtime.voice import build_voice
 from voicestack.serve_app.formats import decode_msgpack_stream
 from voicestack.serve_app.serve_config import serve_config
 
@@ -178,6 +180,9 @@ def test_adding_a_voice_does_not_interrupt_the_streams_of_the_other_voices(
     shutil.copytree(voices_dir / "test-duration", extra)
     data = json.loads((extra / "addon.json").read_text())
     data["name"] = "test-extra"
+    # A stateful consumer between decoder and vocoder: it and the blocks after it run in the
+    # composer, on fetched chunks.
+    data["stack"] = [data["stack"][0], {"type": "Diagnostics"}, *data["stack"][1:]]
     (extra / "addon.json").write_text(json.dumps(data))
     composer = handle("voice-test-duration", "Composer")
     pids_before = composer.where.remote().result()
@@ -208,4 +213,9 @@ def test_adding_a_voice_does_not_interrupt_the_streams_of_the_other_voices(
     assert messages[-1]["type"] == "end" and messages[-1]["sentences"] == 8
     assert not [m for m in messages if m["type"] == "error"]
     assert composer.where.remote().result() == pids_before  # its replicas were not restarted
-    assert post(client, voice="test-extra", text="New voice.").status_code == 200
+    response = post(client, voice="test-extra", text="New voice. Same networks.")
+    assert response.status_code == 200
+    _, got = wav_samples(response.content)
+    expected = pcm16(synthesize(build_voice(load_addon(extra)), "New voice. Same networks."))
+    assert got.shape == expected.shape
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2

@@ -9,6 +9,7 @@ answered a real synthesis request, so a level never measures start-up.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -120,11 +121,27 @@ def asgi_server(mode: str, voice_path: Path, voice_name: str, logs: Path) -> Ite
 
 
 @contextmanager
+def own_local_ray() -> Iterator[None]:
+    """Make `ray.init()` start a Ray of its own. Without an address it joins the cluster named
+    in /tmp/ray/ray_current_cluster when there is one (another run's, a test's
+    `ray.cluster_utils.Cluster`), and then fails on `num_cpus` or measures someone else's."""
+    previous = os.environ.get("RAY_ADDRESS")
+    os.environ["RAY_ADDRESS"] = "local"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("RAY_ADDRESS", None)
+        else:
+            os.environ["RAY_ADDRESS"] = previous
+
+
+@contextmanager
 def voicestack_server(voice_path: Path, voice_name: str) -> Iterator[Server]:
     """voicestack on a local Ray Serve (started in this process, as the Ray tests do)."""
     from tests.ray_service import running_service
 
-    with running_service([str(voice_path)], PLACEMENT) as service:
+    with own_local_ray(), running_service([str(voice_path)], PLACEMENT) as service:
         url = f"http://127.0.0.1:{service['port']}"
         health = warm_up(url, voice_name, lambda: None)
         deployments = sum(len(a.get("deployments", [])) for a in service["config"]["applications"])

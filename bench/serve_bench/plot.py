@@ -39,6 +39,7 @@ def write_plot(summaries: list[LevelSummary], path: Path, title: str) -> bool:
         return False
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     servers = list(dict.fromkeys(s.server for s in summaries))
     figure, (ttfa, rtfx) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -59,10 +60,11 @@ def write_plot(summaries: list[LevelSummary], path: Path, title: str) -> bool:
         title=f"Throughput, ~{RTFX_TEXT}-character text",
         xlabel="concurrent streams",
         ylabel="RTFX (s of audio / s of wall time)",
-        xscale="log",
     )
+    rtfx.set_xscale("log", base=2)
     rtfx.set_xticks(sorted({s.concurrency for s in summaries}))
-    rtfx.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    rtfx.xaxis.set_major_formatter(ticker.ScalarFormatter())
+    rtfx.xaxis.set_minor_formatter(ticker.NullFormatter())
     rtfx.set_ylim(bottom=0)
     for axes in (ttfa, rtfx):
         axes.grid(True, alpha=0.3)
