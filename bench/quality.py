@@ -305,7 +305,7 @@ def main() -> None:
         print(
             f"| {s['system']} | {s['mcd_dtw_db']:.2f} | {s['duration_ratio']:.3f} | "
             f"{s.get('open_wer', float('nan')):.3f} | {s['sentence_id']:.3f} | "
-            f"{s['rtf'] if 'rtf' in s else '-'} |"
+            f"{s.get('rtf', '-')} |"
         )
     if args.json is not None:
         args.json.write_text(

@@ -148,7 +148,9 @@ def _sentence(rng: random.Random) -> str:
         lambda: f"The {job} was {rng.choice(_FEELINGS)}, but {n1} was {rng.choice(_FEELINGS)}.",
         lambda: f"{n1} never {third} {_plural(thing)} {when}.",
         lambda: f"Have you seen the {adj} {thing} that {n2} {past}?",
-        lambda: f"Room {rng.randint(2, 999)} is on the {rng.choice(['first', 'second', 'third', 'fifth', 'tenth'])} floor.",
+        lambda: (
+            f"Room {rng.randint(2, 999)} is on the {rng.choice(['first', 'second', 'third', 'fifth', 'tenth'])} floor."
+        ),
         lambda: f"{n1} was born on {month} {rng.randint(1, 28)}, {rng.randint(1930, 2020)}.",
         lambda: f"What time does the {job} {move} to {place}?",
         lambda: f"Yes, {n1} {past} it, and {n2} {past} the {thing}.",
@@ -357,7 +359,9 @@ def align(symbols: list[str], events: list[PhonemeEvent], samples: int) -> Align
     # Owner symbol of each event.
     owner: list[int | None] = [None] * len(events)
     matched = substituted = missing = extra = 0
-    for p, q in _edit_alignment([symbols[i] for i in phonemes], [events[j].phoneme for j in spoken]):
+    for p, q in _edit_alignment(
+        [symbols[i] for i in phonemes], [events[j].phoneme for j in spoken]
+    ):
         if p is not None and q is not None:
             owner[spoken[q]] = phonemes[p]
             if symbols[phonemes[p]] == events[spoken[q]].phoneme:

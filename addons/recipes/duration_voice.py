@@ -27,7 +27,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-
 from voicestack.addons.format import FORMAT_VERSION
 from voicestack.addons.recipes import corpus
 
