@@ -26,6 +26,9 @@ Columns:
   to 16 kHz) against the normalised text, scored by jiwer over all sentences.
 - `sent-ID`: the same recogniser restricted to a JSGF grammar whose alternatives are the
   evaluated held-out sentences; the fraction recognised as exactly their own sentence.
+- `words skipped / repeated` (attention voices): from the attention argmax of every decoder
+  step (`AttentionWatch`), the words it never falls on, and the words it comes back to after
+  having moved on.
 - `RTF`: seconds of synthesis per second of audio, in this process, one request at a time
   (voices only; torch on the threads given by --threads).
 """
@@ -174,6 +177,9 @@ class Row:
     ratio: list[float] = field(default_factory=list)
     hypotheses: list[str] = field(default_factory=list)
     identified: list[bool] = field(default_factory=list)
+    words: int = 0
+    skipped_words: int = 0
+    repeated_words: int = 0
     synth_seconds: float = 0.0
     audio_seconds: float = 0.0
 
@@ -189,6 +195,10 @@ class Row:
         }
         if self.hypotheses:
             out["open_wer"] = round(float(jiwer.wer(references, self.hypotheses)), 3)
+        if self.words:
+            out["words"] = self.words
+            out["skipped_words"] = self.skipped_words
+            out["repeated_words"] = self.repeated_words
         if self.synth_seconds:
             out["rtf"] = round(self.synth_seconds / self.audio_seconds, 3)
         return out
@@ -205,6 +215,8 @@ def _one_shot(addon):
             if node.get("type") == "Upsampler":
                 node["chunk_frames"] = node["max_frames"] = 20000
                 node.pop("first_chunk_frames", None)
+            if node.get("type") == "AttentionDecoder":
+                node["chunk_frames"] = 20000
             for value in node.values():
                 widen(value)
         elif isinstance(node, list):
@@ -215,6 +227,56 @@ def _one_shot(addon):
     changed = Addon(addon.root, type(addon.config).model_validate(data))
     changed._networks = addon._networks
     return changed
+
+
+class AttentionWatch:
+    """Records where an attention voice's decoder looks, to count skipped and repeated words.
+
+    Wraps the AttentionDecoder block's network so that every step's attention argmax is kept.
+    A word is skipped when no step's argmax falls on any of its symbols; repeated when the
+    argmax comes back to it after having moved on to a later word.
+    """
+
+    def __init__(self, voice) -> None:
+        blocks = [b for b in voice.stack.walk() if type(b).__name__ == "AttentionDecoder"]
+        self.active = bool(blocks)
+        self.argmax: list[int] = []
+        if not self.active:
+            return
+        network = blocks[0].network
+        run = network.run
+
+        def recording_run(inputs, boundaries=None):
+            out = run(inputs, boundaries)
+            self.argmax.append(int(out["weights"].argmax()))
+            return out
+
+        network.run = recording_run
+        self.frontend = voice.frontend
+
+    def count(self, text: str) -> tuple[int, int, int]:
+        """(words, skipped, repeated) of the sentence synthesised since the last call."""
+        features = self.frontend({"text": self.frontend.sentences(text)[0]})
+        starts = features["word_starts"].tolist()
+        n = features["symbols"].shape[0]
+        bounds = [*starts[1:], n + 1]
+        word_of = {}
+        for w, (a, b) in enumerate(zip(starts, bounds, strict=True)):
+            for i in range(a, b - 1 if b <= n else n):
+                word_of[i] = w
+        visits = [word_of[i] for i in self.argmax if i in word_of]
+        self.argmax = []
+        seen, repeated = set(visits), 0
+        skipped = sum(1 for w in range(len(starts)) if w not in seen)
+        left: set[int] = set()
+        previous = None
+        for w in visits:
+            if previous is not None and w != previous:
+                left.add(previous)
+                if w in left:
+                    repeated += 1
+            previous = w
+        return len(starts), skipped, repeated
 
 
 def main() -> None:
@@ -288,24 +350,35 @@ def main() -> None:
     for addon in addons:
         for mode, variant in (("one-shot", _one_shot(addon)), ("streamed", addon)):
             voice = build_voice(variant)
+            watch = AttentionWatch(voice)
             row = Row(f"{addon.name} {mode}")
             for i, u in enumerate(tqdm(heldout, desc=row.system)):
                 started = time.perf_counter()
                 audio = synthesize(voice, u.text)
                 row.synth_seconds += time.perf_counter() - started
+                if watch.active:
+                    words, skipped, repeated = watch.count(u.text)
+                    row.words += words
+                    row.skipped_words += skipped
+                    row.repeated_words += repeated
                 row.audio_seconds += audio.shape[0] / rate
                 measure(row, i, audio)
             rows.append(row)
 
     summaries = [r.summary(references) for r in rows]
     print(f"\n{len(heldout)} held-out sentences, {torch.get_num_threads()} torch thread(s)\n")
-    print("| system | MCD-DTW dB | dur ratio | open WER | sent-ID | RTF |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| system | MCD-DTW dB | dur ratio | open WER | sent-ID | RTF | words skipped / repeated |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for s in summaries:
+        attention = (
+            f"{s['skipped_words']} / {s['repeated_words']} of {s['words']}" if "words" in s else "-"
+        )
         print(
             f"| {s['system']} | {s['mcd_dtw_db']:.2f} | {s['duration_ratio']:.3f} | "
             f"{s.get('open_wer', float('nan')):.3f} | {s['sentence_id']:.3f} | "
-            f"{s.get('rtf', '-')} |"
+            f"{s.get('rtf', '-')} | {attention} |"
         )
     if args.json is not None:
         args.json.write_text(
