@@ -295,6 +295,11 @@ def main() -> None:
     )
     parser.add_argument("--limit", type=int, default=None, help="first N held-out sentences")
     parser.add_argument("--no-open", action="store_true", help="skip open-vocabulary WER (slow)")
+    parser.add_argument(
+        "--no-references",
+        action="store_true",
+        help="skip the espeak-ng and vocoder-ceiling rows (when another run measures them)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
@@ -332,14 +337,15 @@ def main() -> None:
         row.identified.append(recogniser.identify(pcm) == references[index])
 
     rows: list[Row] = []
-    espeak = Row("espeak-ng audio")
-    for i, u in enumerate(tqdm(heldout, desc=espeak.system)):
-        measure(espeak, i, u.audio.numpy())
-    rows.append(espeak)
+    if not args.no_references:
+        espeak = Row("espeak-ng audio")
+        for i, u in enumerate(tqdm(heldout, desc=espeak.system)):
+            measure(espeak, i, u.audio.numpy())
+        rows.append(espeak)
 
     # The vocoder's ceiling, with the first voice's vocoder block (GriffinLim settings).
     vocoder_node = addons[0].config.stack[-1]
-    if vocoder_node.get("type") == "GriffinLim":
+    if vocoder_node.get("type") == "GriffinLim" and not args.no_references:
         settings = {k: v for k, v in vocoder_node.items() if k != "type"}
         vocoder = GriffinLim(GriffinLim.Config(**settings), BuildEnv(addons[0]))
         row = Row("espeak-ng mel -> GriffinLim")
