@@ -18,7 +18,7 @@ from voicestack.addons.validator import validate_addon
 from voicestack.runtime.local import synthesize
 from voicestack.runtime.voice import build_voice
 
-REFERENCE_VOICES = ["espeak-duration"]
+REFERENCE_VOICES = ["espeak-duration", "espeak-attention"]
 SENTENCE = "Where did Maria put the 7 red books on Tuesday?"
 MAX_ADDON_BYTES = 15 * 1024 * 1024
 
