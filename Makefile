@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install serve test lint clean deploy-configs
+.PHONY: install serve test lint clean deploy-configs voices quality
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,21 @@ deploy-configs: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Rebuild the reference voices from nothing: espeak-ng corpus (into $$VOICESTACK_CACHE/corpus,
+# default ~/.cache/voicestack), training, export to addons/voices/, then the quality table.
+# Niced and on one torch thread: this machine's two cores are shared.
+VOICE_STEPS ?= 6000
+voices: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,voices,bench]"
+	nice -n 15 $(PY) -m voicestack.addons.recipes.corpus --train 4000 --heldout 250
+	nice -n 15 $(PY) -m voicestack.addons.recipes.duration_voice --steps $(VOICE_STEPS)
+	$(MAKE) quality
+
+quality: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,bench]"
+	mkdir -p out
+	nice -n 15 $(PY) bench/quality.py --json out/quality.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

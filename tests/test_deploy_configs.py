@@ -49,14 +49,17 @@ def test_the_committed_config_is_what_deploy_build_writes(argv, test_voices_inst
 def test_the_cluster_config_places_encoders_on_inferentia_decoders_on_gpus_and_one_vocoder():
     config = yaml.safe_load((ROOT / "deploy/cluster.yaml").read_text())
     apps = {a["name"]: a for a in config["applications"]}
-    duration = {d["name"]: d for d in apps["voice-test-duration"]["deployments"]}
-    assert duration["Encoders"]["ray_actor_options"]["resources"] == {"inferentia": 1}
-    assert duration["Decoder"]["ray_actor_options"]["num_gpus"] > 0
-    assert "Vocoder" not in duration  # served by the group application
-    universal = apps["group-universal-vocoder"]
-    assert {v["addon"] for v in universal["args"]["voices"]} == {"test-duration", "test-attention"}
-    assert universal["deployments"][0]["ray_actor_options"]["num_gpus"] > 0
-    assert duration["Decoder"]["autoscaling_config"]["max_replicas"] == 4
+    voices = [a for a in apps.values() if a["name"].startswith("voice-")]
+    assert len(voices) >= 2
+    for app in voices:
+        deployments = {d["name"]: d for d in app["deployments"]}
+        assert deployments["Encoders"]["ray_actor_options"]["resources"] == {"inferentia": 1}
+        decoder = deployments.get("Decoder") or deployments["AttentionDecoder"]
+        assert decoder["ray_actor_options"]["num_gpus"] > 0
+        assert decoder["autoscaling_config"]["max_replicas"] >= 4
+        assert not {"Vocoder", "GriffinLim"} & set(deployments)  # served by the group app
+    (universal,) = [a for a in apps.values() if a["name"].startswith("group-universal-")]
+    assert {v["addon"] for v in universal["args"]["voices"]} == {a["args"]["addon"] for a in voices}
 
 
 def test_the_rayservice_embeds_the_cluster_config_and_declares_the_node_resources():

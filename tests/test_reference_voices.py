@@ -1,0 +1,108 @@
+"""The bundled reference voices and the data recipe they are trained from.
+
+Fast checks only (seconds): the intelligibility measures are bench/quality.py's job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from voicestack.addons.loader import load_addon
+from voicestack.addons.recipes import corpus
+from voicestack.addons.recipes.corpus import PhonemeEvent, align, frame_count
+from voicestack.addons.search_path import BUNDLED
+from voicestack.addons.validator import validate_addon
+from voicestack.runtime.local import synthesize
+from voicestack.runtime.voice import build_voice
+
+REFERENCE_VOICES = ["espeak-duration", "espeak-attention"]
+SENTENCE = "Where did Maria put the 7 red books on Tuesday?"
+MAX_ADDON_BYTES = 15 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def espeak_reference() -> corpus.Utterance:
+    utterances, stats = corpus.make_utterances([SENTENCE], "en-us", keep_audio=True)
+    assert stats["skipped"] == 0
+    return utterances[0]
+
+
+@pytest.mark.parametrize("name", REFERENCE_VOICES)
+def test_bundled_voice_validates_and_fits(name: str) -> None:
+    folder = BUNDLED / name
+    assert validate_addon(folder) == []
+    size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    assert size <= MAX_ADDON_BYTES, f"{name} is {size / 2**20:.1f} MB"
+
+
+@pytest.mark.parametrize("name", REFERENCE_VOICES)
+def test_bundled_voice_speaks_with_espeak_timing(
+    name: str, espeak_reference: corpus.Utterance
+) -> None:
+    torch.set_num_threads(1)
+    voice = build_voice(load_addon(BUNDLED / name))
+    audio = synthesize(voice, SENTENCE)
+    assert voice.sample_rate == corpus.SAMPLE_RATE
+    assert np.isfinite(audio).all()
+    rms = float(np.sqrt(np.mean(audio**2)))
+    assert rms > 0.01, f"near silence (rms {rms:.4f})"
+    assert np.abs(audio).max() <= 1.0
+    # Trained on espeak-ng's timing: the length should be close to espeak-ng's own.
+    ratio = audio.shape[0] / espeak_reference.audio.shape[0]
+    assert 0.8 < ratio < 1.25, (
+        f"{audio.shape[0]} samples vs espeak-ng's {espeak_reference.audio.shape[0]}"
+    )
+
+
+def test_corpus_durations_sum_to_the_audio_frames(espeak_reference: corpus.Utterance) -> None:
+    u = espeak_reference
+    samples = u.audio.shape[0]
+    assert u.durations.shape == u.symbols.shape
+    assert int(u.durations.sum()) == frame_count(samples) == u.mel.shape[0]
+    assert (u.durations >= 0).all()
+    assert u.mel.shape[1] == corpus.N_MELS
+
+
+def test_corpus_symbols_are_the_serving_front_end_s(espeak_reference: corpus.Utterance) -> None:
+    from voicestack.blocks.base import BuildEnv
+    from voicestack.blocks.frontend import Frontend
+
+    frontend = Frontend(Frontend.Config(language="en-us"), BuildEnv())
+    served = frontend({"text": frontend.sentences(SENTENCE)[0]})["symbols"]
+    assert torch.equal(served, espeak_reference.symbols)
+
+
+def test_align_gives_pauses_to_punctuation_and_merges_extra_phonemes() -> None:
+    symbols = ["h", "ˈ", "aɪ", ",", " ", "j", "uː", "."]
+    events = [
+        PhonemeEvent("h", 256),
+        PhonemeEvent("aɪ", 1280),
+        PhonemeEvent("", 2560),  # pause after the comma
+        PhonemeEvent("j", 3840),
+        PhonemeEvent("ʔ", 4352),  # not in the front end's symbols: merged into "j"
+        PhonemeEvent("uː", 5120),
+        PhonemeEvent("", 6400),  # final pause
+    ]
+    samples = 7680
+    result = align(symbols, events, samples)
+    assert sum(result.durations) == frame_count(samples)
+    by_symbol = dict(zip(range(len(symbols)), result.durations, strict=True))
+    assert by_symbol[1] == 0 and by_symbol[4] == 0  # stress mark, word separator
+    assert by_symbol[3] == 5  # the comma holds the pause, 2560..3840
+    assert by_symbol[5] == 5  # "j" 3840..5120, its extra phoneme included
+    assert result.matched == 4 and result.extra == 1 and result.missing == 0
+
+
+def test_heldout_sentences_are_fixed_and_unseen_in_training() -> None:
+    heldout = corpus.sentences("heldout", 250)
+    assert len(set(heldout)) == 250
+    assert heldout == corpus.sentences("heldout", 250)
+    assert not set(heldout) & set(corpus.sentences("train", 500))
+
+
+def test_no_generated_corpus_in_the_repository() -> None:
+    root = Path(__file__).resolve().parent.parent
+    assert not list(root.glob("addons/**/*-en-us.pt"))
