@@ -73,7 +73,7 @@ class Bench:
 
 
 def main() -> None:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     echo = serve.deployment(Echo, ray_actor_options={"num_cpus": 0.1})
     handles = [echo.options(name=f"Echo{i}").bind() for i in range(HOPS)]
     bench = serve.run(

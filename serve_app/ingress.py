@@ -116,6 +116,8 @@ class Ingress:
     def __init__(self) -> None:
         self._voices: dict[str, Any] = {}
         self._starting: list[str] = []
+        #: Each voice's description (sample rate, stack...), asked once, not on every request.
+        self._described: dict[str, dict[str, Any]] = {}
         self._read_at = 0.0
         self._lock = asyncio.Lock()
 
@@ -137,6 +139,8 @@ class Ingress:
                     voices[voice] = self._voices.get(voice) or await asyncio.to_thread(
                         serve.get_app_handle, name
                     )
+                # A voice redeployed under the same name may have changed: describe it again.
+                self._described = {v: d for v, d in self._described.items() if v in voices}
                 self._voices, self._read_at = voices, time.monotonic()
             return self._voices
 
@@ -146,6 +150,11 @@ class Ingress:
             voices = await self.voices(refresh=True)
         return voices.get(name)
 
+    async def _describe(self, voice: str, handle: Any) -> dict[str, Any]:
+        if voice not in self._described:
+            self._described[voice] = await handle.describe.remote()
+        return self._described[voice]
+
     @api.get("/healthz")
     async def healthz(self) -> dict[str, Any]:
         voices = await self.voices()
@@ -154,7 +163,7 @@ class Ingress:
     @api.get("/v1/voices")
     async def list_voices(self) -> dict[str, Any]:
         voices = await self.voices()
-        described = await asyncio.gather(*(h.describe.remote() for h in voices.values()))
+        described = await asyncio.gather(*(self._describe(v, h) for v, h in voices.items()))
         return {"voices": described}
 
     @api.post("/v1/synthesize")
@@ -175,7 +184,7 @@ class Ingress:
             )
         if request.with_mel and request.format != "msgpack":
             return _error(422, "with_mel: mel chunks can only be streamed in the msgpack format")
-        info = await handle.describe.remote()
+        info = await self._describe(request.voice, handle)
         native = info["sample_rate"]
         rate = request.sample_rate or native
         stream = handle.options(stream=True).synthesize.remote(request.text, request.with_mel)

@@ -61,7 +61,7 @@ def running_service(voices: list[str], placement: dict) -> Iterator[dict[str, An
     from ray import serve
     from voicestack.serve_app.serve_config import serve_config
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         port = free_port()
         start_serve(port)

@@ -122,7 +122,7 @@ def test_actor_options_of_placements_feed_the_check():
 def test_cluster_nodes_report_a_real_local_clusters_custom_resources():
     import ray
 
-    ray.init(num_cpus=1, resources={"inferentia": 1}, include_dashboard=False)
+    ray.init(address="local", num_cpus=1, resources={"inferentia": 1}, include_dashboard=False)
     try:
         nodes = cluster_nodes()
         assert len(nodes) == 1
