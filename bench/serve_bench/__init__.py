@@ -9,5 +9,5 @@ the same concurrent streaming clients, so the numbers compare like with like:
 
 ``bench/serve_bench.py`` is the entry point; ``run.py`` orchestrates, ``servers.py`` holds the two
 plain ASGI servers, ``launch.py`` starts and stops all three, ``client.py`` drives them,
-``sampler.py`` watches their memory, ``report.py`` and ``plot.py`` turn records into results.
+``sampler.py`` watches their memory and CPU, ``report.py`` and ``plot.py`` turn records into results.
 """

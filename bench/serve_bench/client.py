@@ -29,6 +29,15 @@ import httpx
 SAMPLE_BYTES = 2
 
 
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a request may take: in all (a slow but moving stream is load, not a fault),
+    and without a single byte arriving (a stream that stops moving hangs)."""
+
+    total_s: float = 3600.0
+    stall_s: float = 120.0
+
+
 @dataclass
 class StreamRecord:
     """One request as the client saw it; times in seconds."""
@@ -110,17 +119,19 @@ async def _read(response: httpx.Response, record: StreamRecord, sent: float) -> 
 
 
 async def fetch(
-    client: httpx.AsyncClient, payload: dict[str, Any], level_start: float, timeout_s: float
+    client: httpx.AsyncClient, payload: dict[str, Any], level_start: float, timeouts: Timeouts
 ) -> StreamRecord:
-    """Send one request and read its stream to the end (or until `timeout_s`)."""
+    """Send one request and read its stream to the end (or until a timeout)."""
     sent = time.perf_counter()
     record = StreamRecord(started_s=sent - level_start)
     try:
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout(timeouts.total_s):
             async with client.stream("POST", "/v1/synthesize", json=payload) as response:
                 await _read(response, record, sent)
     except TimeoutError:
-        record.error = f"no end after {timeout_s:.0f} s (hang or overload)"
+        record.error = f"not finished after {timeouts.total_s:.0f} s"
+    except httpx.ReadTimeout:
+        record.error = f"hang: no byte for {timeouts.stall_s:.0f} s"
     except httpx.HTTPError as e:
         record.error = f"{type(e).__name__}: {e}"
     record.ended_s = time.perf_counter() - level_start
@@ -134,18 +145,18 @@ class LevelRun:
 
 
 async def run_level(
-    base_url: str, payload: dict[str, Any], concurrency: int, requests: int, timeout_s: float
+    base_url: str, payload: dict[str, Any], concurrency: int, requests: int, timeouts: Timeouts
 ) -> LevelRun:
     """`requests` requests of `payload`, at most `concurrency` in flight at any time."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    timeout = httpx.Timeout(timeout_s, connect=30.0, pool=None)
+    timeout = httpx.Timeout(timeouts.stall_s, connect=30.0, pool=None)
     gate = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as client:
         start = time.perf_counter()
 
         async def one() -> StreamRecord:
             async with gate:
-                return await fetch(client, payload, start, timeout_s)
+                return await fetch(client, payload, start, timeouts)
 
         records = await asyncio.gather(*(one() for _ in range(requests)))
         wall = time.perf_counter() - start
@@ -153,7 +164,7 @@ async def run_level(
 
 
 def run_level_sync(
-    base_url: str, payload: dict[str, Any], concurrency: int, requests: int, timeout_s: float
+    base_url: str, payload: dict[str, Any], concurrency: int, requests: int, timeouts: Timeouts
 ) -> LevelRun:
     """`run_level` on a fresh event loop, for the synchronous orchestration."""
-    return asyncio.run(run_level(base_url, payload, concurrency, requests, timeout_s))
+    return asyncio.run(run_level(base_url, payload, concurrency, requests, timeouts))

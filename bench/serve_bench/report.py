@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from bench.serve_bench.client import LevelRun, StreamRecord
-from bench.serve_bench.sampler import MemoryPeak
+from bench.serve_bench.sampler import Usage
 
 
 @dataclass
@@ -42,6 +42,8 @@ class LevelSummary:
     peak_pss_mib: float
     peak_rss_mib: float
     processes: int
+    server_cpu_s: float
+    cpu_ms_per_audio_s: float | None
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -61,7 +63,7 @@ def summarize(
     text_chars: int,
     concurrency: int,
     run: LevelRun,
-    memory: MemoryPeak,
+    usage: Usage,
     expected_bytes: int | None,
 ) -> LevelSummary:
     ok = [r for r in run.records if r.ok]
@@ -87,9 +89,11 @@ def summarize(
         errors=sum(1 for r in run.records if r.error is not None),
         rejected=sum(1 for r in run.records if r.rejected),
         lost=lost_streams(run.records, expected_bytes),
-        peak_pss_mib=memory.pss_mib,
-        peak_rss_mib=memory.rss_mib,
-        processes=memory.processes,
+        peak_pss_mib=usage.pss_mib,
+        peak_rss_mib=usage.rss_mib,
+        processes=usage.processes,
+        server_cpu_s=usage.cpu_s,
+        cpu_ms_per_audio_s=usage.cpu_s / audio_s * 1000 if audio_s > 0 else None,
     )
 
 
@@ -108,6 +112,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("rejected", "rejected"),
     ("lost", "lost"),
     ("peak_pss_mib", "peak PSS MiB"),
+    ("cpu_ms_per_audio_s", "server CPU ms / audio s"),
 )
 
 
@@ -147,7 +152,8 @@ def markdown_report(summaries: list[LevelSummary], meta: dict[str, Any]) -> str:
         "underrun streams: streams whose real-time playback, from the first byte, ran dry at",
         "least once. rejected: 503 with Retry-After. lost: streams that ended cleanly with less",
         "audio than the naive server made for the text. peak PSS: the server's processes (all",
-        "Ray processes for voicestack), sampled every 0.2 s during the level.",
+        "Ray processes for voicestack), sampled every 0.2 s during the level. server CPU: their",
+        "user + system CPU time over the level per second of audio delivered.",
         "",
         markdown_table(summaries),
         "",

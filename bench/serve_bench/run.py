@@ -20,8 +20,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.serve_bench.client import LevelRun, run_level_sync
-from bench.serve_bench.launch import SERVERS, Server, resolve_voice, start_server
+from bench.serve_bench.client import LevelRun, Timeouts, run_level_sync
+from bench.serve_bench.launch import (
+    EXTRA_SERVERS,
+    SERVERS,
+    Server,
+    read_placement,
+    resolve_voice,
+    start_server,
+)
 from bench.serve_bench.plot import write_plot
 from bench.serve_bench.report import (
     LevelSummary,
@@ -30,13 +37,15 @@ from bench.serve_bench.report import (
     summarize,
     write_json,
 )
-from bench.serve_bench.sampler import MemorySampler, measure_once
+from bench.serve_bench.sampler import Usage, UsageSampler, measure_idle
 from bench.serve_bench.texts import TARGETS, benchmark_texts
 
 QUICK_LEVELS = [1, 4]
 QUICK_REQUESTS = 4
 QUICK_TEXTS = ["sentence", "400"]
 RESULTS = "bench_results"
+#: Seconds a server is watched at rest, before its first level.
+IDLE_S = 2.0
 
 
 def _ints(value: str) -> list[int]:
@@ -58,20 +67,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--requests", type=int, default=None, help="per level (default max(8, 2 x concurrency))"
     )
     parser.add_argument("--texts", type=_names, default=None, help=f"of {','.join(TARGETS)}")
-    parser.add_argument("--servers", type=_names, default=list(SERVERS), help=",".join(SERVERS))
+    parser.add_argument(
+        "--servers",
+        type=_names,
+        default=list(SERVERS),
+        help=f"of {','.join(SERVERS + EXTRA_SERVERS)} (default {','.join(SERVERS)})",
+    )
+    parser.add_argument(
+        "--placement",
+        type=Path,
+        default=None,
+        help="placement YAML for the voicestack server (default: every block at 0.1 CPU)",
+    )
     parser.add_argument("--voice", default="test-duration", help="voice name or addon folder")
     parser.add_argument("--out", type=Path, default=Path("docs"), help="folder for the results")
     parser.add_argument(
-        "--timeout", type=float, default=900.0, help="seconds one request may take in all"
+        "--timeout", type=float, default=3600.0, help="seconds one request may take in all"
+    )
+    parser.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=120.0,
+        help="seconds without a byte after which a request counts as hung",
     )
     args = parser.parse_args(argv)
     args.levels = args.levels or (QUICK_LEVELS if args.quick else [1, 4, 16, 64])
     args.texts = args.texts or (QUICK_TEXTS if args.quick else list(TARGETS))
     if args.requests is None and args.quick:
         args.requests = QUICK_REQUESTS
-    unknown = [s for s in args.servers if s not in SERVERS]
+    unknown = [s for s in args.servers if s not in SERVERS + EXTRA_SERVERS]
     if unknown:
-        parser.error(f"unknown server {unknown}; expected some of {', '.join(SERVERS)}")
+        known = ", ".join(SERVERS + EXTRA_SERVERS)
+        parser.error(f"unknown server {unknown}; expected some of {known}")
     return args
 
 
@@ -88,17 +115,17 @@ def _reference(run: LevelRun) -> int | None:
     return max(sizes) if sizes else None
 
 
-def run_level(
+def measure_level(
     server: Server,
     payload: dict[str, Any],
     concurrency: int,
     requests: int,
-    timeout_s: float,
-) -> tuple[LevelRun, Any]:
-    """One level against a running server, with its memory sampled throughout."""
-    with MemorySampler(server.processes) as sampler:
-        run = run_level_sync(server.url, payload, concurrency, requests, timeout_s)
-    return run, sampler.peak
+    timeouts: Timeouts,
+) -> tuple[LevelRun, Usage]:
+    """One level against a running server, with its processes sampled throughout."""
+    with UsageSampler(server.processes) as sampler:
+        run = run_level_sync(server.url, payload, concurrency, requests, timeouts)
+    return run, sampler.usage
 
 
 def bench_server(
@@ -108,32 +135,36 @@ def bench_server(
     args: argparse.Namespace,
     references: dict[str, int],
     warmups: dict[str, Any],
-) -> list[tuple[LevelSummary, LevelRun]]:
-    """Every text at every level against one server; `references` is filled by the naive one.
+    results: list[tuple[LevelSummary, LevelRun]],
+) -> None:
+    """Every text at every level against one server, appended to `results` as each level ends
+    (so a server that fails part way keeps its levels); `references` is filled by the naive
+    one.
 
     Each text is first synthesized once, unmeasured (its times go to `warmups`): the networks'
-    first calls in a fresh process are many times slower than later ones (torch's per-shape
-    work), and every server should be measured warm, as a long-running service is."""
-    results = []
+    first calls in a fresh process can be many times slower than later ones, and every server
+    should be measured warm, as a long-running service is."""
+    timeouts = Timeouts(args.timeout, args.stall_timeout)
     for text_name, text in texts.items():
         payload = {"voice": voice_name, "text": text, "format": "pcm"}
-        warm = run_level_sync(server.url, payload, 1, 1, args.timeout).records[0]
+        warm = run_level_sync(server.url, payload, 1, 1, timeouts).records[0]
         warmups[text_name] = {"ttfa_s": warm.ttfa_s, "total_s": warm.ended_s, "error": warm.error}
         for concurrency in args.levels:
             requests = requests_for(concurrency, args.requests)
-            run, peak = run_level(server, payload, concurrency, requests, args.timeout)
+            run, usage = measure_level(server, payload, concurrency, requests, timeouts)
             if server.name == "naive" and text_name not in references:
                 reference = _reference(run)
                 if reference is not None:
                     references[text_name] = reference
             expected = references.get(text_name, _reference(run))
-            summary = summarize(server.name, text_name, len(text), concurrency, run, peak, expected)
+            summary = summarize(
+                server.name, text_name, len(text), concurrency, run, usage, expected
+            )
             results.append((summary, run))
             _log(
                 f"{server.name} {text_name} x{concurrency}: "
                 + markdown_table([summary]).split("\n")[-1]
             )
-    return results
 
 
 def _load_average() -> str:
@@ -154,42 +185,73 @@ def _machine() -> str:
     return f"{os.cpu_count()} cores, {memory:.0f} GiB, {platform.machine()}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    started = time.monotonic()
-    voice_path = resolve_voice(args.voice)
-    voice_name = json.loads((voice_path / "addon.json").read_text(encoding="utf-8"))["name"]
-    texts = benchmark_texts(args.texts)
-    logs = Path(tempfile.mkdtemp(prefix="serve-bench-"))
-    meta: dict[str, Any] = {
-        "command": "bench/serve_bench.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+def _meta(
+    args: argparse.Namespace, voice_path: Path, voice_name: str, texts: dict[str, str]
+) -> dict[str, Any]:
+    """What the results need to be read and rerun: command, machine, versions, settings."""
+    argv = sys.argv[1:] if args.argv is None else args.argv
+    rule = (
+        f"{args.requests} requests per level"
+        if args.requests is not None
+        else "max(8, 2 x concurrency) requests per level"
+    )
+    return {
+        "command": "bench/serve_bench.py " + shlex.join(argv),
         "machine": _machine(),
         "versions": _versions(),
         "voice": voice_name,
         "voice_path": str(voice_path),
         "levels": args.levels,
-        "requests_rule": f"{args.requests} requests per level"
-        if args.requests is not None
-        else "max(8, 2 x concurrency) requests per level",
+        "requests_rule": rule,
         "texts": texts,
-        "timeout_s": args.timeout,
+        "timeouts_s": {"total": args.timeout, "stall": args.stall_timeout},
         "load_average_start": _load_average(),
         "servers": {},
         "failures": {},
-        "server_logs": str(logs),
     }
+
+
+def write_results(
+    out: Path, results: list[tuple[LevelSummary, LevelRun]], meta: dict[str, Any]
+) -> bool:
+    """The markdown table, the JSON and the plot; False when the plot could not be made."""
+    summaries = [s for s, _ in results]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{RESULTS}.md").write_text(markdown_report(summaries, meta), encoding="utf-8")
+    write_json(out / f"{RESULTS}.json", results, meta)
+    return write_plot(summaries, out / f"{RESULTS}.png", meta["command"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.argv = argv
+    started = time.monotonic()
+    voice_path = resolve_voice(args.voice)
+    voice_name = json.loads((voice_path / "addon.json").read_text(encoding="utf-8"))["name"]
+    texts = benchmark_texts(args.texts)
+    meta = _meta(args, voice_path, voice_name, texts)
+    logs = Path(tempfile.mkdtemp(prefix="serve-bench-"))
+    meta["server_logs"] = str(logs)
+    placement = read_placement(args.placement) if args.placement else None
     _log(f"voice {voice_name} ({voice_path}); servers {args.servers}; logs in {logs}")
     references: dict[str, int] = {}
     results: list[tuple[LevelSummary, LevelRun]] = []
     for name in args.servers:
         _log(f"starting {name}")
         try:
-            with start_server(name, voice_path, voice_name, logs) as server:
-                idle = measure_once(server.processes)
-                meta["servers"][name] = {**server.details, "idle_pss_mib": idle.pss_mib}
-                warmups = meta["servers"][name].setdefault("warmup", {})
-                _log(f"{name} ready at {server.url}; idle PSS {idle.pss_mib:.0f} MiB")
-                results += bench_server(server, voice_name, texts, args, references, warmups)
+            with start_server(name, voice_path, voice_name, logs, placement) as server:
+                idle = measure_idle(server.processes, IDLE_S)
+                details = meta["servers"][name] = {
+                    **server.details,
+                    "idle_pss_mib": idle.pss_mib,
+                    "idle_cpu_cores": idle.cpu_s / IDLE_S,
+                }
+                _log(
+                    f"{name} ready at {server.url}; idle PSS {idle.pss_mib:.0f} MiB, "
+                    f"idle CPU {idle.cpu_s / IDLE_S:.2f} cores"
+                )
+                warmups = details.setdefault("warmup", {})
+                bench_server(server, voice_name, texts, args, references, warmups, results)
         except Exception as e:  # one server failing must not lose the others' results
             meta["failures"][name] = f"{type(e).__name__}: {e}"
             _log(f"{name} failed: {type(e).__name__}: {e}")
@@ -197,15 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     meta["finished_utc"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
     meta["elapsed_s"] = time.monotonic() - started
     meta["reference_audio_bytes"] = references
-    summaries = [s for s, _ in results]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{RESULTS}.md").write_text(markdown_report(summaries, meta), encoding="utf-8")
-    write_json(args.out / f"{RESULTS}.json", results, meta)
-    plotted = write_plot(summaries, args.out / f"{RESULTS}.png", meta["command"])
-    print(markdown_table(summaries))
-    _log(
-        f"wrote {args.out / RESULTS}.md, .json"
-        + (", .png" if plotted else " (no plot: matplotlib is not installed)")
-        + f" in {meta['elapsed_s']:.0f} s"
-    )
+    plotted = write_results(args.out, results, meta)
+    print(markdown_table([s for s, _ in results]))
+    written = f"{args.out / RESULTS}.md, .json" + (", .png" if plotted else "")
+    if not plotted:
+        written += " (no plot: matplotlib is not installed)"
+    _log(f"wrote {written} in {meta['elapsed_s']:.0f} s")
     return 1 if meta["failures"] else 0

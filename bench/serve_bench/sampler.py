@@ -1,18 +1,21 @@
-"""Peak memory of a server's processes while a load level runs.
+"""What a server's processes use while a load level runs: peak memory and CPU time.
 
 Memory is sampled in a background thread every 0.2 s rather than read once afterwards, because
 what matters under load is the peak (buffers of streams in flight, queued chunks), which is gone
 by the time the level ends. A sample sums PSS (shared pages such as torch's libraries split
 between the processes that map them: the honest total) and RSS (shared pages counted in every
-process: what `top` suggests) over the server's processes, as bench/memory.py does.
+process: what `top` suggests) over the server's processes, as bench/memory.py does. CPU time
+(user + system, summed over the processes, from the first sample of each to its last) says what
+a second of audio costs each server: on 2 shared cores that, more than wall time, is the limit.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psutil
 
@@ -43,50 +46,59 @@ def process_tree(pid: int) -> ProcessFinder:
 
 
 @dataclass
-class MemoryPeak:
+class Usage:
+    """Peak memory and CPU seconds of a server's processes over one level."""
+
     pss_mib: float = 0.0
     rss_mib: float = 0.0
     processes: int = 0
     samples: int = 0
+    cpu_s: float = 0.0
+    _cpu_first: dict[int, float] = field(default_factory=dict, repr=False)
+    _cpu_last: dict[int, float] = field(default_factory=dict, repr=False)
+
+    def add(self, processes: list[psutil.Process]) -> None:
+        """Take one sample of `processes`; ones that ended are skipped."""
+        pss = rss = 0
+        for p in processes:
+            try:
+                with p.oneshot():
+                    info = p.memory_full_info()
+                    times = p.cpu_times()
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            pss += getattr(info, "pss", info.rss)
+            rss += info.rss
+            self._cpu_first.setdefault(p.pid, times.user + times.system)
+            self._cpu_last[p.pid] = times.user + times.system
+        self.samples += 1
+        if pss / 2**20 > self.pss_mib:
+            self.pss_mib, self.processes = pss / 2**20, len(processes)
+        self.rss_mib = max(self.rss_mib, rss / 2**20)
+        self.cpu_s = sum(self._cpu_last[pid] - first for pid, first in self._cpu_first.items())
 
 
-def sample(processes: list[psutil.Process]) -> tuple[float, float]:
-    """(PSS MiB, RSS MiB) summed over `processes`; ones that ended are skipped."""
-    pss = rss = 0
-    for p in processes:
-        try:
-            info = p.memory_full_info()
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-        pss += getattr(info, "pss", info.rss)
-        rss += info.rss
-    return pss / 2**20, rss / 2**20
-
-
-class MemorySampler:
-    """Samples until stopped; `peak` holds the largest PSS seen (and RSS at its own peak)."""
+class UsageSampler:
+    """Samples until stopped, and once more then; `usage` holds what was seen."""
 
     def __init__(self, finder: ProcessFinder, interval_s: float = 0.2) -> None:
         self._finder = finder
         self._interval_s = interval_s
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
-        self.peak = MemoryPeak()
+        self._thread = threading.Thread(target=self._run, name="usage-sampler", daemon=True)
+        self.usage = Usage()
 
     def _run(self) -> None:
         processes: list[psutil.Process] = []
         while True:
-            if self.peak.samples % REFRESH_EVERY == 0:
+            if self.usage.samples % REFRESH_EVERY == 0:
                 processes = self._finder()
-            pss, rss = sample(processes)
-            self.peak.samples += 1
-            if pss > self.peak.pss_mib:
-                self.peak.pss_mib, self.peak.processes = pss, len(processes)
-            self.peak.rss_mib = max(self.peak.rss_mib, rss)
+            self.usage.add(processes)
             if self._stop.wait(self._interval_s):
+                self.usage.add(processes)
                 return
 
-    def __enter__(self) -> MemorySampler:
+    def __enter__(self) -> UsageSampler:
         self._thread.start()
         return self
 
@@ -95,8 +107,9 @@ class MemorySampler:
         self._thread.join()
 
 
-def measure_once(finder: ProcessFinder) -> MemoryPeak:
-    """One sample, for the idle memory of a server before its first level."""
-    processes = finder()
-    pss, rss = sample(processes)
-    return MemoryPeak(pss, rss, len(processes), 1)
+def measure_idle(finder: ProcessFinder, seconds: float = 2.0) -> Usage:
+    """The server at rest before its first level: its memory, and the CPU its background work
+    (for Ray: GCS, raylet, controller, health checks) burns without any request."""
+    with UsageSampler(finder) as sampler:
+        time.sleep(seconds)
+    return sampler.usage
