@@ -37,7 +37,8 @@ voices: $(STAMP)
 	$(MAKE) quality
 
 quality: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[test,bench]"
+	$(PY) -m pip install --quiet -e ".[test,voices,bench]"
+	nice -n 15 $(PY) -m voicestack.addons.recipes.corpus --train 4000 --heldout 250
 	mkdir -p out
 	nice -n 15 $(PY) bench/quality.py --json out/quality.json
 
