@@ -32,15 +32,18 @@ test: $(STAMP)
 # Rebuild the reference voices from nothing: espeak-ng corpus (into $$VOICESTACK_CACHE/corpus,
 # default ~/.cache/voicestack), training, export to addons/voices/, then the quality table.
 # Niced and on one torch thread: this machine's two cores are shared.
-VOICE_STEPS ?= 6000
+DURATION_STEPS ?= 6000
+ATTENTION_STEPS ?= 2500
 voices: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[test,voices,bench]"
 	nice -n 15 $(PY) -m voicestack.addons.recipes.corpus --train 4000 --heldout 250
-	nice -n 15 $(PY) -m voicestack.addons.recipes.duration_voice --steps $(VOICE_STEPS)
+	nice -n 15 $(PY) -m voicestack.addons.recipes.duration_voice --steps $(DURATION_STEPS)
+	nice -n 15 $(PY) -m voicestack.addons.recipes.attention_voice --steps $(ATTENTION_STEPS) --frames-per-batch 4000
 	$(MAKE) quality
 
 quality: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[test,bench]"
+	$(PY) -m pip install --quiet -e ".[test,voices,bench]"
+	nice -n 15 $(PY) -m voicestack.addons.recipes.corpus --train 4000 --heldout 250
 	mkdir -p out
 	nice -n 15 $(PY) bench/quality.py --json out/quality.json
 

@@ -106,3 +106,30 @@ def test_heldout_sentences_are_fixed_and_unseen_in_training() -> None:
 def test_no_generated_corpus_in_the_repository() -> None:
     root = Path(__file__).resolve().parent.parent
     assert not list(root.glob("addons/**/*-en-us.pt"))
+
+
+def test_duration_voice_mel_stream_equals_one_shot() -> None:
+    """The trained decoder's declared receptive field is right: its mel, streamed in small
+    chunks with that much context, equals one call on the whole sentence."""
+    from tests.conftest import with_config
+
+    addon = load_addon(BUNDLED / "espeak-duration")
+    stack = addon.config.model_dump(mode="json")["stack"]
+    stack[0]["streamable_block"]["stack"][0].update(chunk_frames=7, first_chunk_frames=3)
+    voice = build_voice(with_config(addon, stack=stack))
+    features = voice.frontend({"text": "Is the tiny lamp in Tokyo really broken?"})
+    pipeline = voice.stack.stack[0]
+    streamed = torch.cat([c.core for c in pipeline.stream(features, None)])
+
+    symbols = features["symbols"].unsqueeze(0)
+    mask = torch.ones_like(symbols, dtype=torch.float32)
+    nets = {
+        n: torch.export.load(addon.root / s.file).module() for n, s in addon.config.networks.items()
+    }
+    with torch.inference_mode():
+        encodings = nets["text_encoder"](symbols, mask)[0]
+        frames = torch.round(nets["duration_predictor"](symbols, mask)[0]).clamp(min=0).long()
+        upsampled = torch.repeat_interleave(encodings, frames, dim=0).unsqueeze(0)
+        one_shot = nets["decoder"](upsampled, torch.ones(1, upsampled.shape[1]))[0]
+    assert streamed.shape == one_shot.shape
+    assert torch.allclose(streamed, one_shot, atol=1e-4)

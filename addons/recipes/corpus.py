@@ -45,6 +45,8 @@ SAMPLE_RATE, HOP, N_FFT, WIN, N_MELS = 22050, 256, 1024, 1024, 80
 CORPUS_VERSION = "1"
 DEFAULT_VOICES = ("en-us", "en-us+f3", "en-us+m3", "en+klatt2")
 HELDOUT_SEED, TRAIN_SEED = 20261127, 7
+#: Training excludes this many held-out sentences, so any held-out set up to it stays unseen.
+HELDOUT_MAX = 1000
 
 # --- sentences ------------------------------------------------------------------------------
 
@@ -177,6 +179,8 @@ def sentences(split: str, n: int) -> list[str]:
     """`n` distinct sentences of a split: "heldout" (generator only, fixed seed) or "train"
     (generator and documentation prose, none equal to a held-out sentence)."""
     if split == "heldout":
+        if n > HELDOUT_MAX:
+            raise ValueError(f"at most {HELDOUT_MAX} held-out sentences, not {n}")
         rng = random.Random(HELDOUT_SEED)
         out: list[str] = []
         while len(out) < n:
@@ -186,7 +190,8 @@ def sentences(split: str, n: int) -> list[str]:
         return out
     if split != "train":
         raise ValueError(f"split must be 'train' or 'heldout', not {split!r}")
-    heldout = set(sentences("heldout", 1000))
+    # Held-out sets are prefixes of one seeded sequence: excluding the longest excludes all.
+    heldout = set(sentences("heldout", HELDOUT_MAX))
     rng = random.Random(TRAIN_SEED)
     prose = [s for s in _prose_sentences() if s not in heldout]
     rng.shuffle(prose)
