@@ -3,7 +3,9 @@ costs on each device. Runs where a GPU is (a lent machine); no Ray needed, becau
 servers are plain classes: this builds them exactly as a Serve replica does (LeafSpec.build)
 and drives the voice's plan through them, chunk by chunk, as the composer does.
 
-    python bench/gpu_check.py            # prints a table; exits 1 if the audio differs
+    python bench/gpu_check.py                      # the test voices' duration voice
+    python bench/gpu_check.py addons/voices/espeak-duration
+Prints a table; exits 1 if the audio on cuda differs from the CPU's.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from voicestack.runtime.plan import compile_plan
 from voicestack.serve_app.leaf import ChunkServer, LeafSpec, SequenceServer, SourceServer
 
 GPU = {"blocks": {b: {"device": "cuda", "num_gpus": 0.5} for b in ("Decoder", "Vocoder")}}
+#: A network on cuda differs from the CPU by TF32 rounding (cuDNN convolutions use TF32 by
+#: default): 5e-4 on the test vocoder's audio, 2.7e-3 on the reference decoder's log-mel
+#: (natural-log units: 0.02 dB), measured on an H100.
+TOLERANCE = 5e-3
 
 
 def servers(addon, placement: dict):
@@ -42,41 +48,48 @@ def servers(addon, placement: dict):
     return plan, sequence, source, segment.need, steps
 
 
-def run(addon, placement: dict, features: dict) -> tuple[torch.Tensor, dict]:
+def run(addon, placement: dict, features: dict) -> tuple[dict, dict]:
+    """Each step's output for the utterance (cores joined), and each step's compute time."""
     plan, sequence, source, need, steps = servers(addon, placement)
-    per_step = {type(s.blocks[addon.name]).__name__: 0.0 for s, _ in steps}
+    names = [type(s.blocks[addon.name]).__name__ for s, _ in steps]
+    seconds = dict.fromkeys(names, 0.0)
+    outputs: dict[str, list] = {n: [] for n in names}
     for seq in sequence:
         features = seq(addon.name, features)
-    audio = []
     for chunk in source.stream(addon.name, features, need):
-        for server, keep in steps:
+        for name, (server, keep) in zip(names, steps, strict=True):
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
             t = time.perf_counter()
-            chunk = server.apply(addon.name, chunk, keep)
+            chunk = server.blocks[addon.name].apply(chunk, keep)  # what the replica runs
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
-            per_step[type(server.blocks[addon.name]).__name__] += time.perf_counter() - t
-        audio.append(chunk.core)
-    return torch.cat(audio)[:, 0], per_step
+            seconds[name] += time.perf_counter() - t
+            outputs[name].append(chunk.core)
+    return {n: torch.cat(o) for n, o in outputs.items()}, seconds
 
 
 def main() -> int:
     print(f"torch {torch.__version__}, cuda available: {torch.cuda.is_available()}")
     if torch.cuda.is_available():
         print(f"device: {torch.cuda.get_device_name(0)}")
-    folder = Path(tempfile.mkdtemp())
-    build_test_voices(folder)
-    addon = load_addon(folder / "test-duration")
+    if len(sys.argv) > 1:
+        addon = load_addon(sys.argv[1])
+    else:
+        folder = Path(tempfile.mkdtemp())
+        build_test_voices(folder)
+        addon = load_addon(folder / "test-duration")
+    print(f"voice: {addon.name}")
     torch.manual_seed(0)
     symbols = torch.randint(2, len(addon.symbols), (600,))
     symbols[::6] = 1  # word separators
     features = {"symbols": symbols, "word_starts": torch.arange(0, 600, 6)}
     cpu, cpu_t = run(addon, {}, features)
-    print(f"audio: {cpu.shape[0] / 22050:.2f} s")
+    rate = addon.audio.sample_rate
+    seconds = list(cpu.values())[-1].shape[0] / rate
+    print(f"audio: {seconds:.2f} s")
     print("| placement | block | ms per second of audio |")
     print("|---|---|---|")
-    seconds = cpu.shape[0] / 22050
     for block, t in cpu_t.items():
         print(f"| cpu | {block} | {t * 1000 / seconds:.2f} |")
     if not torch.cuda.is_available():
@@ -86,22 +99,25 @@ def main() -> int:
     gpu, gpu_t = run(addon, GPU, features)
     for block, t in gpu_t.items():
         print(f"| cuda (Decoder, Vocoder) | {block} | {t * 1000 / seconds:.2f} |")
-    diff = (gpu - cpu).abs().max().item()
-    print(
-        f"max |cuda - cpu| over the utterance: {diff:.2e} (same length: {gpu.shape == cpu.shape})"
-    )
+    diffs = {}
+    for block in cpu:
+        same = gpu[block].shape == cpu[block].shape
+        diffs[block] = (gpu[block] - cpu[block]).abs().max().item() if same else float("inf")
+        print(f"max |cuda - cpu| of {block}'s output: {diffs[block]:.2e} (same shape: {same})")
     _, _, _, _, steps = servers(addon, GPU)
     devices = {
         type(s.blocks[addon.name]).__name__: str(
             next(s.blocks[addon.name].network.module.parameters()).device
         )
         for s, _ in steps
+        if hasattr(s.blocks[addon.name], "network")
     }
     print(f"network devices in the servers: {devices}")
-    ok = (
-        gpu.shape == cpu.shape
-        and diff < 1e-3
-        and all(d.startswith("cuda") for d in devices.values())
+    # Outputs of networks on cuda must match; Griffin-Lim's iterations amplify the last bits of
+    # its input, so its audio is reported, not held to the tolerance.
+    checked = [b for b in cpu if b in devices]
+    ok = all(diffs[b] < TOLERANCE for b in checked) and all(
+        d.startswith("cuda") for d in devices.values()
     )
     print("OK" if ok else "MISMATCH")
     return 0 if ok else 1
