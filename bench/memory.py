@@ -9,6 +9,9 @@ and one copy of a network the voices share). Scenarios, each on a fresh local Ra
 - two voices (test-duration, test-attention), a deployment per voice and block;
 - the same two voices with every block type grouped.
 
+Only the Ray this script starts is counted (its processes descend from this one), not another
+Ray on the machine.
+
 Reported: the sum over Ray's processes of PSS (proportional set size: shared pages such as
 torch's libraries counted once, split between the processes that map them) and of RSS (shared
 pages counted in every process). PSS is the honest total; RSS is what `top` would suggest.
@@ -18,7 +21,6 @@ pages counted in every process). PSS is the honest total; RSS is what `top` woul
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
@@ -29,6 +31,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from voicestack.addons.recipes.test_voices import build_test_voices  # noqa: E402
 
+from bench.serve_bench.sampler import ray_processes  # noqa: E402
 from tests.ray_service import running_service  # noqa: E402
 
 BASE = {"default": {"num_cpus": 0.1}}
@@ -39,15 +42,6 @@ GROUPED = {
         for t in ["Encoder", "Upsampler", "Decoder", "AttentionDecoder", "Vocoder"]
     },
 }
-
-
-def ray_processes() -> list[psutil.Process]:
-    found = []
-    for p in psutil.process_iter(["pid", "cmdline"]):
-        cmd = " ".join(p.info["cmdline"] or [])
-        if p.info["pid"] != os.getpid() and ("ray::" in cmd or "/ray/" in cmd or "raylet" in cmd):
-            found.append(p)
-    return found
 
 
 def measure() -> tuple[float, float, int]:
