@@ -23,7 +23,6 @@ At synthesis the decoder runs on its own predictions (position, frames, stop).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
@@ -34,6 +33,7 @@ import torch
 from torch import nn
 from voicestack.addons.format import FORMAT_VERSION
 from voicestack.addons.recipes import corpus
+from voicestack.addons.recipes.addon_files import tensor, training_parser, write_addon
 from voicestack.addons.recipes.duration_voice import DIM, TextEncoder, _batches, _collate
 
 HIDDEN, PRENET = 256, 128
@@ -192,10 +192,6 @@ def train(dest_corpus: Path, steps: int, frames_per_batch: int, seed: int = 0):
     return encoder, step_net, report
 
 
-def _tensor(name: str, shape: list, dtype: str = "float32") -> dict:
-    return {"name": name, "dtype": dtype, "shape": shape}
-
-
 def export_addon(folder: Path, encoder: nn.Module, step_net: nn.Module, report: dict) -> Path:
     from voicestack.blocks.phonemes import ENGLISH_SYMBOLS
 
@@ -254,27 +250,27 @@ def export_addon(folder: Path, encoder: nn.Module, step_net: nn.Module, report: 
                 "file": "encoder.pt2",
                 "role": "encoder",
                 "inputs": [
-                    _tensor("symbols", ["batch", "length"], "int64"),
-                    _tensor("mask", ["batch", "length"]),
+                    tensor("symbols", ["batch", "length"], "int64"),
+                    tensor("mask", ["batch", "length"]),
                 ],
-                "outputs": [_tensor("encodings", ["batch", "length", DIM])],
+                "outputs": [tensor("encodings", ["batch", "length", DIM])],
             },
             "attention_decoder": {
                 "file": "attention_decoder.pt2",
                 "role": "attention_decoder",
                 "inputs": [
-                    _tensor("prev_frame", ["batch", corpus.N_MELS]),
-                    _tensor("hidden", ["batch", HIDDEN]),
-                    _tensor("position", ["batch", 1]),
-                    _tensor("encodings", ["batch", "length", DIM]),
-                    _tensor("mask", ["batch", "length"]),
+                    tensor("prev_frame", ["batch", corpus.N_MELS]),
+                    tensor("hidden", ["batch", HIDDEN]),
+                    tensor("position", ["batch", 1]),
+                    tensor("encodings", ["batch", "length", DIM]),
+                    tensor("mask", ["batch", "length"]),
                 ],
                 "outputs": [
-                    _tensor("frame", ["batch", corpus.N_MELS]),
-                    _tensor("stop", ["batch"]),
-                    _tensor("hidden", ["batch", HIDDEN]),
-                    _tensor("position", ["batch", 1]),
-                    _tensor("weights", ["batch", "length"]),
+                    tensor("frame", ["batch", corpus.N_MELS]),
+                    tensor("stop", ["batch"]),
+                    tensor("hidden", ["batch", HIDDEN]),
+                    tensor("position", ["batch", 1]),
+                    tensor("weights", ["batch", "length"]),
                 ],
             },
         },
@@ -287,28 +283,11 @@ def export_addon(folder: Path, encoder: nn.Module, step_net: nn.Module, report: 
             {"type": "GriffinLim"},
         ],
     }
-    (folder / "addon.json").write_text(
-        json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    (folder / "training.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return folder
+    return write_addon(folder, config, report)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--corpus", type=Path, default=None, help="default: $VOICESTACK_CACHE/corpus"
-    )
-    parser.add_argument(
-        "--dest", type=Path, default=Path(__file__).resolve().parent.parent / "voices" / VOICE_NAME
-    )
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--frames-per-batch", type=int, default=3000)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--checkpoint", type=Path, default=None, help="save the trained weights")
-    args = parser.parse_args()
+    args = training_parser(__doc__, VOICE_NAME, steps=3000).parse_args()
     torch.set_num_threads(args.threads)
     encoder, step_net, report = train(
         args.corpus or corpus.default_dest(), args.steps, args.frames_per_batch

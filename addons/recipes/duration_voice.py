@@ -18,7 +18,6 @@ The held-out sentences are not read here. Runs on one CPU thread by default (`--
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 from voicestack.addons.format import FORMAT_VERSION
 from voicestack.addons.recipes import corpus
+from voicestack.addons.recipes.addon_files import tensor, training_parser, write_addon
 
 DIM, DEC_DIM, DUR_DIM = 192, 192, 128
 MAX_SYMBOLS, MAX_FRAMES = 1024, 8192
@@ -219,10 +219,6 @@ def train(
 # --- export ------------------------------------------------------------------------------------
 
 
-def _tensor(name: str, shape: list, dtype: str = "float32") -> dict:
-    return {"name": name, "dtype": dtype, "shape": shape}
-
-
 def export_addon(
     folder: Path, encoder: nn.Module, durations_net: nn.Module, decoder: nn.Module, report: dict
 ) -> Path:
@@ -248,8 +244,8 @@ def export_addon(
         "decoder.pt2",
     )
     symbol_inputs = [
-        _tensor("symbols", ["batch", "length"], "int64"),
-        _tensor("mask", ["batch", "length"]),
+        tensor("symbols", ["batch", "length"], "int64"),
+        tensor("mask", ["batch", "length"]),
     ]
     config = {
         "format_version": FORMAT_VERSION,
@@ -277,22 +273,22 @@ def export_addon(
                 "file": "text_encoder.pt2",
                 "role": "encoder",
                 "inputs": symbol_inputs,
-                "outputs": [_tensor("encodings", ["batch", "length", DIM])],
+                "outputs": [tensor("encodings", ["batch", "length", DIM])],
             },
             "duration_predictor": {
                 "file": "duration_predictor.pt2",
                 "role": "encoder",
                 "inputs": symbol_inputs,
-                "outputs": [_tensor("durations", ["batch", "length"])],
+                "outputs": [tensor("durations", ["batch", "length"])],
             },
             "decoder": {
                 "file": "decoder.pt2",
                 "role": "decoder",
                 "inputs": [
-                    _tensor("frames", ["batch", "length", DIM]),
-                    _tensor("mask", ["batch", "length"]),
+                    tensor("frames", ["batch", "length", DIM]),
+                    tensor("mask", ["batch", "length"]),
                 ],
-                "outputs": [_tensor("mel", ["batch", "length", corpus.N_MELS])],
+                "outputs": [tensor("mel", ["batch", "length", corpus.N_MELS])],
                 "receptive_field_frames": decoder.receptive_field,
             },
         },
@@ -308,28 +304,11 @@ def export_addon(
             {"type": "GriffinLim"},
         ],
     }
-    (folder / "addon.json").write_text(
-        json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    (folder / "training.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return folder
+    return write_addon(folder, config, report)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--corpus", type=Path, default=None, help="default: $VOICESTACK_CACHE/corpus"
-    )
-    parser.add_argument(
-        "--dest", type=Path, default=Path(__file__).resolve().parent.parent / "voices" / VOICE_NAME
-    )
-    parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--frames-per-batch", type=int, default=3000)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--checkpoint", type=Path, default=None, help="save the trained weights")
-    args = parser.parse_args()
+    args = training_parser(__doc__, VOICE_NAME, steps=4000).parse_args()
     torch.set_num_threads(args.threads)
     encoder, durations_net, decoder, report = train(
         args.corpus or corpus.default_dest(), args.steps, args.frames_per_batch

@@ -11,12 +11,12 @@ Weights are seeded, so every build is the same voice.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 from voicestack.addons.format import FORMAT_VERSION
 from voicestack.addons.recipes import tiny_networks as nets
+from voicestack.addons.recipes.addon_files import export, tensor, write_addon
 
 SAMPLE_RATE, HOP, N_MELS, DIM, STATE = 22050, 256, 80, 32, 64
 MAX_SYMBOLS, MAX_FRAMES = 1024, 8192
@@ -24,15 +24,6 @@ MAX_SYMBOLS, MAX_FRAMES = 1024, 8192
 MAX_BATCH = 64
 #: Bumped when the test voices change, so a cache of them is rebuilt.
 TEST_VOICES_VERSION = "2"
-
-
-def _export(module: torch.nn.Module, args: tuple, dynamic: dict, file: Path) -> None:
-    program = torch.export.export(module.eval(), args, dynamic_shapes=dynamic, strict=False)
-    torch.export.save(program, file)
-
-
-def _tensor(name: str, shape: list, dtype: str = "float32") -> dict:
-    return {"name": name, "dtype": dtype, "shape": shape}
 
 
 def _common(name: str, architecture: str, symbols: list[str], description: str) -> dict:
@@ -60,7 +51,7 @@ def _vocoder(folder: Path, seed: int) -> dict:
     vocoder = nets.FrameVocoder(N_MELS, HOP)
     frames = torch.export.Dim("frames", min=1, max=MAX_FRAMES)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    _export(
+    export(
         vocoder,
         (torch.randn(2, 20, N_MELS), torch.ones(2, 20)),
         {"mel": {0: batch, 1: frames}, "mask": {0: batch, 1: frames}},
@@ -70,10 +61,10 @@ def _vocoder(folder: Path, seed: int) -> dict:
         "file": "vocoder.pt2",
         "role": "vocoder",
         "inputs": [
-            _tensor("mel", ["batch", "length", N_MELS]),
-            _tensor("mask", ["batch", "length"]),
+            tensor("mel", ["batch", "length", N_MELS]),
+            tensor("mask", ["batch", "length"]),
         ],
-        "outputs": [_tensor("audio", ["batch", f"length*{HOP}"])],
+        "outputs": [tensor("audio", ["batch", f"length*{HOP}"])],
         "receptive_field_frames": vocoder.receptive_field,
     }
 
@@ -90,23 +81,23 @@ def build_duration_voice(folder: Path, symbols: list[str]) -> Path:
         nets.DurationPredictor(n, DIM),
         nets.FrameDecoder(DIM, N_MELS),
     )
-    _export(encoder, example, {"symbols": {1: sym}, "mask": {1: sym}}, folder / "text_encoder.pt2")
-    _export(
+    export(encoder, example, {"symbols": {1: sym}, "mask": {1: sym}}, folder / "text_encoder.pt2")
+    export(
         durations,
         example,
         {"symbols": {1: sym}, "mask": {1: sym}},
         folder / "duration_predictor.pt2",
     )
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    _export(
+    export(
         decoder,
         (torch.randn(2, 40, DIM), torch.ones(2, 40)),
         {"frames": {0: batch, 1: frames}, "mask": {0: batch, 1: frames}},
         folder / "decoder.pt2",
     )
     symbol_inputs = [
-        _tensor("symbols", ["batch", "length"], "int64"),
-        _tensor("mask", ["batch", "length"]),
+        tensor("symbols", ["batch", "length"], "int64"),
+        tensor("mask", ["batch", "length"]),
     ]
     config = _common(
         "test-duration", "duration", symbols, "Test voice: random duration-based networks (noise)."
@@ -116,22 +107,22 @@ def build_duration_voice(folder: Path, symbols: list[str]) -> Path:
             "file": "text_encoder.pt2",
             "role": "encoder",
             "inputs": symbol_inputs,
-            "outputs": [_tensor("encodings", ["batch", "length", DIM])],
+            "outputs": [tensor("encodings", ["batch", "length", DIM])],
         },
         "duration_predictor": {
             "file": "duration_predictor.pt2",
             "role": "encoder",
             "inputs": symbol_inputs,
-            "outputs": [_tensor("durations", ["batch", "length"])],
+            "outputs": [tensor("durations", ["batch", "length"])],
         },
         "decoder": {
             "file": "decoder.pt2",
             "role": "decoder",
             "inputs": [
-                _tensor("frames", ["batch", "length", DIM]),
-                _tensor("mask", ["batch", "length"]),
+                tensor("frames", ["batch", "length", DIM]),
+                tensor("mask", ["batch", "length"]),
             ],
-            "outputs": [_tensor("mel", ["batch", "length", N_MELS])],
+            "outputs": [tensor("mel", ["batch", "length", N_MELS])],
             "receptive_field_frames": decoder.receptive_field,
         },
         "vocoder": _vocoder(folder, seed=3),
@@ -147,10 +138,7 @@ def build_duration_voice(folder: Path, symbols: list[str]) -> Path:
         },
         {"type": "Vocoder"},
     ]
-    (folder / "addon.json").write_text(
-        json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    return folder
+    return write_addon(folder, config)
 
 
 def build_attention_voice(folder: Path, symbols: list[str]) -> Path:
@@ -159,7 +147,7 @@ def build_attention_voice(folder: Path, symbols: list[str]) -> Path:
     n = len(symbols)
     sym = torch.export.Dim("symbols", min=1, max=MAX_SYMBOLS)
     encoder, step = nets.TextEncoder(n, DIM), nets.AttentionStep(N_MELS, DIM, STATE)
-    _export(
+    export(
         encoder,
         (torch.randint(1, n, (1, 12)), torch.ones(1, 12)),
         {"symbols": {1: sym}, "mask": {1: sym}},
@@ -179,7 +167,7 @@ def build_attention_voice(folder: Path, symbols: list[str]) -> Path:
         "encodings": {1: sym},
         "mask": {1: sym},
     }
-    _export(step, step_args, step_dynamic, folder / "attention_decoder.pt2")
+    export(step, step_args, step_dynamic, folder / "attention_decoder.pt2")
     config = _common(
         "test-attention",
         "attention",
@@ -191,27 +179,27 @@ def build_attention_voice(folder: Path, symbols: list[str]) -> Path:
             "file": "encoder.pt2",
             "role": "encoder",
             "inputs": [
-                _tensor("symbols", ["batch", "length"], "int64"),
-                _tensor("mask", ["batch", "length"]),
+                tensor("symbols", ["batch", "length"], "int64"),
+                tensor("mask", ["batch", "length"]),
             ],
-            "outputs": [_tensor("encodings", ["batch", "length", DIM])],
+            "outputs": [tensor("encodings", ["batch", "length", DIM])],
         },
         "attention_decoder": {
             "file": "attention_decoder.pt2",
             "role": "attention_decoder",
             "inputs": [
-                _tensor("prev_frame", ["batch", N_MELS]),
-                _tensor("hidden", ["batch", STATE]),
-                _tensor("position", ["batch", 1]),
-                _tensor("encodings", ["batch", "length", DIM]),
-                _tensor("mask", ["batch", "length"]),
+                tensor("prev_frame", ["batch", N_MELS]),
+                tensor("hidden", ["batch", STATE]),
+                tensor("position", ["batch", 1]),
+                tensor("encodings", ["batch", "length", DIM]),
+                tensor("mask", ["batch", "length"]),
             ],
             "outputs": [
-                _tensor("frame", ["batch", N_MELS]),
-                _tensor("stop", ["batch"]),
-                _tensor("hidden", ["batch", STATE]),
-                _tensor("position", ["batch", 1]),
-                _tensor("weights", ["batch", "length"]),
+                tensor("frame", ["batch", N_MELS]),
+                tensor("stop", ["batch"]),
+                tensor("hidden", ["batch", STATE]),
+                tensor("position", ["batch", 1]),
+                tensor("weights", ["batch", "length"]),
             ],
         },
         "vocoder": _vocoder(folder, seed=3),
@@ -224,10 +212,7 @@ def build_attention_voice(folder: Path, symbols: list[str]) -> Path:
         },
         {"type": "Vocoder"},
     ]
-    (folder / "addon.json").write_text(
-        json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    return folder
+    return write_addon(folder, config)
 
 
 def build_test_voices(dest: Path, symbols: list[str] | None = None) -> list[Path]:
