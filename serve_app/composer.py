@@ -92,7 +92,7 @@ class Composer:
         return {k: v for k, v in self.voice.items() if k not in ("segments", "sequence_leaves")}
 
     async def where(self) -> dict[str, Any]:
-        """Where each of this voice's deployments runs: {key: [replica info...]} (tests)."""
+        """Where each of this voice's deployments runs: {key: one replica's info} (tests)."""
         out = {}
         for key, handle in self.handles.items():
             out[key] = await handle.where.remote()
