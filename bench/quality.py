@@ -1,6 +1,7 @@
 """How intelligible and how close to espeak-ng the reference voices are, over the held-out set.
 
     .venv/bin/python bench/quality.py [--limit N] [--voice PATH ...] [--no-open] [--json OUT]
+        [--service URL | --start-service] [--no-local]
 
 Needs the corpus (`python -m voicestack.addons.recipes.corpus`) and the `bench` extra
 (`pip install -e ".[bench]"`: pocketsphinx 5, jiwer, tqdm). Prints one markdown table, one row
@@ -14,6 +15,11 @@ per system:
   the whole sentence as one chunk;
 - `<voice> streamed`: the same voice through the local streaming runtime with the addon's own
   stack (chunks of 32 frames, each with its receptive field of context).
+- `<voice>, streamed through the service` (with --service URL or --start-service): the same
+  voice's audio fetched over HTTP from the Ray Serve service (`POST /v1/synthesize`, format
+  `pcm`: 16-bit samples, as a client gets them), one request per sentence. --start-service
+  starts a local Ray and Serve with the --voice addons (`tests/ray_service.py`,
+  `running_service`, with SERVICE_PLACEMENT); --service URL uses one already running.
 
 Columns:
 - `MCD-DTW dB`: mel cepstral distortion against espeak-ng's audio of the same sentence after
@@ -30,9 +36,10 @@ Columns:
   evaluated held-out sentences; the fraction recognised as exactly their own sentence.
 - `words skipped / repeated` (attention voices): from the attention argmax of every decoder
   step (`AttentionWatch`), the words it never falls on, and the words it comes back to after
-  having moved on.
+  having moved on. Local rows only: the service does not expose its decoder's attention.
 - `RTF`: seconds of synthesis per second of audio, in this process, one request at a time
-  (voices only; torch on the threads given by --threads).
+  (voices only; torch on the threads given by --threads). For the service row: the time of
+  each whole HTTP request (sent to the last byte received) over the audio's duration.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ import math
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +64,9 @@ N_CEPSTRA = 24
 #: noise a vocoder leaves in a pause would dominate the distance.
 MCD_LOG_FLOOR = math.log(1e-4)
 RECOGNISER_RATE = 16000
+#: Placement for --start-service: every block a tenth of a CPU (all fit the local Ray's 2), and
+#: the voices' GriffinLim blocks in one universal deployment, as deploy/placements/ do.
+SERVICE_PLACEMENT = {"default": {"num_cpus": 0.1}, "blocks": {"GriffinLim": {"group": "universal"}}}
 
 
 # --- measures ------------------------------------------------------------------------------------
@@ -281,6 +293,33 @@ class AttentionWatch:
         return len(starts), skipped, repeated
 
 
+@contextmanager
+def service_client(url: str | None, start_with: list[Path] | None) -> Iterator:
+    """An HTTP client for the service: at `url`, or (`start_with`: addon folders) a local Ray
+    and Serve started here and shut down afterwards; None when neither is asked for."""
+    import httpx
+
+    if start_with:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tests.ray_service import running_service
+
+        with running_service([str(p) for p in start_with], SERVICE_PLACEMENT) as service:
+            yield service["client"]
+    elif url:
+        with httpx.Client(base_url=url, timeout=300) as client:
+            yield client
+    else:
+        yield None
+
+
+def fetch(client, voice: str, text: str) -> tuple[np.ndarray, int]:
+    """The service's audio of `text` (float samples in [-1, 1]) and its sample rate."""
+    response = client.post("/v1/synthesize", json={"voice": voice, "text": text, "format": "pcm"})
+    response.raise_for_status()
+    samples = np.frombuffer(response.content, dtype="<i2")
+    return samples.astype(np.float32) / 32767, int(response.headers["X-Sample-Rate"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -304,6 +343,18 @@ def main() -> None:
     )
     parser.add_argument(
         "--no-voices", action="store_true", help="only the espeak-ng, control and vocoder rows"
+    )
+    parser.add_argument(
+        "--no-local", action="store_true", help="skip the voices' local one-shot and streamed rows"
+    )
+    service = parser.add_mutually_exclusive_group()
+    service.add_argument(
+        "--service", default=None, help="also score each voice fetched from the service at URL"
+    )
+    service.add_argument(
+        "--start-service",
+        action="store_true",
+        help="start the service (local Ray + Serve) with the voices and score each through it",
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -369,7 +420,7 @@ def main() -> None:
             measure(row, i, vocoder.vocode(u.mel, 0).numpy())
         rows.append(row)
 
-    for addon in [] if args.no_voices else addons:
+    for addon in [] if args.no_voices or args.no_local else addons:
         for mode, variant in (("one-shot", _one_shot(addon)), ("streamed", addon)):
             voice = build_voice(variant)
             watch = AttentionWatch(voice)
@@ -383,6 +434,19 @@ def main() -> None:
                     row.words += words
                     row.skipped_words += skipped
                     row.repeated_words += repeated
+                row.audio_seconds += audio.shape[0] / rate
+                measure(row, i, audio)
+            rows.append(row)
+
+    with service_client(args.service, voices if args.start_service else None) as client:
+        for addon in [] if client is None or args.no_voices else addons:
+            row = Row(f"{addon.name}, streamed through the service")
+            for i, u in enumerate(tqdm(heldout, desc=row.system)):
+                started = time.perf_counter()
+                audio, audio_rate = fetch(client, addon.name, u.text)
+                row.synth_seconds += time.perf_counter() - started
+                if audio_rate != rate:
+                    sys.exit(f"{addon.name}: the service sends {audio_rate} Hz, not {rate}")
                 row.audio_seconds += audio.shape[0] / rate
                 measure(row, i, audio)
             rows.append(row)
