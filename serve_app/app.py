@@ -139,14 +139,20 @@ def deployments_of(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def deployment_options(placement, key: str, where: str) -> dict[str, Any]:
+#: Requests a replica takes at once, by kind. A source's request lasts as long as its stream,
+#: so a replica holds many; chunk calls are short, and the more a replica holds the larger the
+#: batches it can make; the composer holds every stream of its voice.
+MAX_ONGOING = {"sequence": 16, "source": 128, "chunk": 64, "composer": 256}
+
+
+def deployment_options(placement, key: str, where: str, kind: str) -> dict[str, Any]:
     """Serve deployment options from a block's placement (pure: unit-tested without Ray)."""
     from voicestack.placement.ray_options import actor_options
 
     options: dict[str, Any] = {
         "name": key,
         "ray_actor_options": actor_options(placement, where),
-        "max_ongoing_requests": 16,
+        "max_ongoing_requests": MAX_ONGOING[kind],
         # A rolling update lets a replica finish what it is streaming before it stops.
         "graceful_shutdown_timeout_s": 120,
     }
@@ -207,7 +213,7 @@ def voice_app(args: dict[str, Any]):
     for leaf in deployments_of(spec):
         bp = placement.for_block(leaf["placement_type"], voice=voice.name)
         where = f"voice {voice.name!r}: block {leaf['type']}"
-        options = deployment_options(bp, leaf["key"].partition("@")[0], where)
+        options = deployment_options(bp, leaf["key"].partition("@")[0], where, leaf["kind"])
         requirements.append((leaf["type"], options["ray_actor_options"]))
         if leaf["group"] is not None:
             bound[leaf["key"]] = (group_app_name(leaf["group"], leaf["type"]), leaf["type"])
@@ -215,9 +221,11 @@ def voice_app(args: dict[str, Any]):
         leaves = [asdict(_leaf_spec(spec, leaf))]
         bound[leaf["key"]] = serve.deployment(_server(leaf["kind"]), **options).bind(leaves)
     composer_options = deployment_options(
-        placement.for_block(COMPOSER, voice=voice.name), COMPOSER, f"voice {voice.name!r}"
+        placement.for_block(COMPOSER, voice=voice.name),
+        COMPOSER,
+        f"voice {voice.name!r}",
+        "composer",
     )
-    composer_options["max_ongoing_requests"] = 256
     requirements.append((COMPOSER, composer_options["ray_actor_options"]))
     if args.get("check_resources", True):
         check_resources(voice.name, requirements)
@@ -248,7 +256,9 @@ def group_app(args: dict[str, Any]):
             if leaf["group"] != group or leaf["type"] != block_type:
                 continue
             bp = voice.env.placement.for_block(leaf["placement_type"], voice=voice.name)
-            options = options or deployment_options(bp, block_type, f"group {group!r}")
+            options = options or deployment_options(
+                bp, block_type, f"group {group!r}", leaf["kind"]
+            )
             requirements.append((block_type, options["ray_actor_options"]))
             kind = leaf["kind"]
             leaves.append(asdict(_leaf_spec(spec, leaf)))

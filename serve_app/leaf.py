@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,10 +99,17 @@ class SourceServer(_LeafServer):
         super().__init__(leaves)
         self.chunks_made = 0
 
-    def stream(self, voice: str, features: dict[str, Any], need: tuple[int, int]) -> Iterator[Any]:
+    async def stream(
+        self, voice: str, features: dict[str, Any], need: tuple[int, int]
+    ) -> AsyncIterator[Any]:
+        """The source's chunks. Each chunk is made in a worker thread, but no thread is held
+        between chunks: a sync generator would keep one of the replica's few threads for as
+        long as its consumer takes, and a dozen slow streams would stall every other one."""
         from voicestack.blocks.chunk import with_context
 
-        for chunk in with_context(self.blocks[voice].stream(features, None), *need):
+        chunks = with_context(self.blocks[voice].stream(features, None), *need)
+        done = object()
+        while (chunk := await asyncio.to_thread(next, chunks, done)) is not done:
             self.chunks_made += 1
             yield chunk
 

@@ -61,7 +61,8 @@ def serve_config(
         deployments = []
         for leaf in deployments_of(spec):
             bp = merged.for_block(leaf["placement_type"], voice=voice.name)
-            options = deployment_options(bp, leaf["type"], f"voice {name!r}: block {leaf['type']}")
+            where = f"voice {name!r}: block {leaf['type']}"
+            options = deployment_options(bp, leaf["type"], where, leaf["kind"])
             if leaf["group"] is not None:
                 key = (leaf["group"], leaf["type"])
                 entry = groups.setdefault(key, {"options": options, "voices": []})
@@ -69,8 +70,9 @@ def serve_config(
                 continue
             options["name"] = leaf["key"]
             deployments.append(_yaml_options(options))
-        composer = deployment_options(merged.for_block(COMPOSER, voice=voice.name), COMPOSER, name)
-        composer["max_ongoing_requests"] = 256
+        composer = deployment_options(
+            merged.for_block(COMPOSER, voice=voice.name), COMPOSER, name, "composer"
+        )
         deployments.append(_yaml_options(composer))
         apps.append(
             {
