@@ -34,10 +34,20 @@ class Batcher:
     """Collects items for at most `wait_s` (or until `max_size` are waiting), runs them in one
     call of `run` in a worker thread, and gives each caller its own result."""
 
-    def __init__(self, run: Callable[[list[Any]], list[Any]], max_size: int, wait_s: float):
+    def __init__(
+        self,
+        run: Callable[[list[Any]], list[Any]],
+        max_size: int,
+        wait_s: float,
+        concurrent: int = 4,
+    ):
         self._run = run
         self.max_size = max_size
         self.wait_s = wait_s
+        #: Batches running at once: collecting goes on while earlier batches compute, so the
+        #: wait is not paid once per batch in series.
+        self._slots = asyncio.Semaphore(concurrent)
+        self._running: set[asyncio.Task] = set()
         self._heap: list[_Entry] = []
         self._seq = itertools.count()
         self._arrived: asyncio.Event | None = None
@@ -75,16 +85,25 @@ class Batcher:
             if not batch:
                 continue
             self.sizes.append(len(batch))
+            await self._slots.acquire()
+            task = loop.create_task(self._dispatch(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _dispatch(self, batch: list[_Entry]) -> None:
+        try:
             try:
                 results = await asyncio.to_thread(self._run, [e.item for e in batch])
             except Exception:  # one bad item must not cost the others their audio
                 logger.exception("batch of %d failed; running its items one by one", len(batch))
                 for entry in batch:
                     await self._one(entry)
-                continue
+                return
             for entry, result in zip(batch, results, strict=True):
                 if not entry.future.done():
                     entry.future.set_result(result)
+        finally:
+            self._slots.release()
 
     async def _one(self, entry: _Entry) -> None:
         try:
