@@ -14,6 +14,12 @@ def tensor(name: str, shape: list, dtype: str = "float32") -> dict:
     return {"name": name, "dtype": dtype, "shape": shape}
 
 
+def symbol_inputs() -> list[dict]:
+    """The inputs of a network that reads a sentence's symbol ids (text encoder, duration
+    predictor, attention encoder): the ids and their mask."""
+    return [tensor("symbols", ["batch", "length"], "int64"), tensor("mask", ["batch", "length"])]
+
+
 def export(module: Any, args: tuple, dynamic: dict, file: Path) -> None:
     """Export `module` (in eval mode) with these dynamic dims to a torch.export archive."""
     import torch

@@ -33,7 +33,12 @@ import torch
 from torch import nn
 from voicestack.addons.format import FORMAT_VERSION
 from voicestack.addons.recipes import corpus
-from voicestack.addons.recipes.addon_files import tensor, training_parser, write_addon
+from voicestack.addons.recipes.addon_files import (
+    symbol_inputs,
+    tensor,
+    training_parser,
+    write_addon,
+)
 from voicestack.addons.recipes.duration_voice import DIM, TextEncoder, _batches, _collate
 
 HIDDEN, PRENET = 256, 128
@@ -236,23 +241,14 @@ def export_addon(folder: Path, encoder: nn.Module, step_net: nn.Module, report: 
             f"Trained {report['steps']} steps in {report['train_seconds']} s on "
             f"{report['threads']} CPU thread(s)."
         ),
-        "audio": {
-            "sample_rate": corpus.SAMPLE_RATE,
-            "hop_length": corpus.HOP,
-            "n_mels": corpus.N_MELS,
-            "n_fft": corpus.N_FFT,
-            "win_length": corpus.WIN,
-        },
+        "audio": corpus.audio_config(),
         "symbols": list(ENGLISH_SYMBOLS),
         "frontend": {"type": "Frontend", "language": "en-us"},
         "networks": {
             "encoder": {
                 "file": "encoder.pt2",
                 "role": "encoder",
-                "inputs": [
-                    tensor("symbols", ["batch", "length"], "int64"),
-                    tensor("mask", ["batch", "length"]),
-                ],
+                "inputs": symbol_inputs(),
                 "outputs": [tensor("encodings", ["batch", "length", DIM])],
             },
             "attention_decoder": {

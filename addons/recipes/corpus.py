@@ -41,6 +41,19 @@ import numpy as np
 import torch
 
 SAMPLE_RATE, HOP, N_FFT, WIN, N_MELS = 22050, 256, 1024, 1024, 80
+
+
+def audio_config() -> dict:
+    """The `audio` of addon.json for a voice trained on this corpus's log-mels."""
+    return {
+        "sample_rate": SAMPLE_RATE,
+        "hop_length": HOP,
+        "n_mels": N_MELS,
+        "n_fft": N_FFT,
+        "win_length": WIN,
+    }
+
+
 #: Bumped when what the recipe makes changes, so a cached corpus is rebuilt.
 CORPUS_VERSION = "1"
 DEFAULT_VOICES = ("en-us", "en-us+f3", "en-us+m3", "en+klatt2")

@@ -28,7 +28,12 @@ import torch
 from torch import nn
 from voicestack.addons.format import FORMAT_VERSION
 from voicestack.addons.recipes import corpus
-from voicestack.addons.recipes.addon_files import tensor, training_parser, write_addon
+from voicestack.addons.recipes.addon_files import (
+    symbol_inputs,
+    tensor,
+    training_parser,
+    write_addon,
+)
 
 DIM, DEC_DIM, DUR_DIM = 192, 192, 128
 MAX_SYMBOLS, MAX_FRAMES = 1024, 8192
@@ -243,10 +248,6 @@ def export_addon(
         {"frames": {1: frames}, "mask": {1: frames}},
         "decoder.pt2",
     )
-    symbol_inputs = [
-        tensor("symbols", ["batch", "length"], "int64"),
-        tensor("mask", ["batch", "length"]),
-    ]
     config = {
         "format_version": FORMAT_VERSION,
         "name": VOICE_NAME,
@@ -259,26 +260,20 @@ def export_addon(
             f"Trained {report['steps']} steps in {report['train_seconds']} s on "
             f"{report['threads']} CPU thread(s)."
         ),
-        "audio": {
-            "sample_rate": corpus.SAMPLE_RATE,
-            "hop_length": corpus.HOP,
-            "n_mels": corpus.N_MELS,
-            "n_fft": corpus.N_FFT,
-            "win_length": corpus.WIN,
-        },
+        "audio": corpus.audio_config(),
         "symbols": list(ENGLISH_SYMBOLS),
         "frontend": {"type": "Frontend", "language": "en-us"},
         "networks": {
             "text_encoder": {
                 "file": "text_encoder.pt2",
                 "role": "encoder",
-                "inputs": symbol_inputs,
+                "inputs": symbol_inputs(),
                 "outputs": [tensor("encodings", ["batch", "length", DIM])],
             },
             "duration_predictor": {
                 "file": "duration_predictor.pt2",
                 "role": "encoder",
-                "inputs": symbol_inputs,
+                "inputs": symbol_inputs(),
                 "outputs": [tensor("durations", ["batch", "length"])],
             },
             "decoder": {

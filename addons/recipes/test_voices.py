@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from voicestack.addons.format import FORMAT_VERSION
 from voicestack.addons.recipes import tiny_networks as nets
-from voicestack.addons.recipes.addon_files import export, tensor, write_addon
+from voicestack.addons.recipes.addon_files import export, symbol_inputs, tensor, write_addon
 
 SAMPLE_RATE, HOP, N_MELS, DIM, STATE = 22050, 256, 80, 32, 64
 MAX_SYMBOLS, MAX_FRAMES = 1024, 8192
@@ -95,10 +95,6 @@ def build_duration_voice(folder: Path, symbols: list[str]) -> Path:
         {"frames": {0: batch, 1: frames}, "mask": {0: batch, 1: frames}},
         folder / "decoder.pt2",
     )
-    symbol_inputs = [
-        tensor("symbols", ["batch", "length"], "int64"),
-        tensor("mask", ["batch", "length"]),
-    ]
     config = _common(
         "test-duration", "duration", symbols, "Test voice: random duration-based networks (noise)."
     )
@@ -106,13 +102,13 @@ def build_duration_voice(folder: Path, symbols: list[str]) -> Path:
         "text_encoder": {
             "file": "text_encoder.pt2",
             "role": "encoder",
-            "inputs": symbol_inputs,
+            "inputs": symbol_inputs(),
             "outputs": [tensor("encodings", ["batch", "length", DIM])],
         },
         "duration_predictor": {
             "file": "duration_predictor.pt2",
             "role": "encoder",
-            "inputs": symbol_inputs,
+            "inputs": symbol_inputs(),
             "outputs": [tensor("durations", ["batch", "length"])],
         },
         "decoder": {
@@ -178,10 +174,7 @@ def build_attention_voice(folder: Path, symbols: list[str]) -> Path:
         "encoder": {
             "file": "encoder.pt2",
             "role": "encoder",
-            "inputs": [
-                tensor("symbols", ["batch", "length"], "int64"),
-                tensor("mask", ["batch", "length"]),
-            ],
+            "inputs": symbol_inputs(),
             "outputs": [tensor("encodings", ["batch", "length", DIM])],
         },
         "attention_decoder": {
