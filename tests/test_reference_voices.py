@@ -15,6 +15,7 @@ from voicestack.addons.recipes import corpus
 from voicestack.addons.recipes.corpus import PhonemeEvent, align, frame_count
 from voicestack.addons.search_path import BUNDLED
 from voicestack.addons.validator import validate_addon
+from voicestack.blocks.chunk import Chunk
 from voicestack.runtime.local import synthesize
 from voicestack.runtime.voice import build_voice
 
@@ -133,3 +134,30 @@ def test_duration_voice_mel_stream_equals_one_shot() -> None:
         one_shot = nets["decoder"](upsampled, torch.ones(1, upsampled.shape[1]))[0]
     assert streamed.shape == one_shot.shape
     assert torch.allclose(streamed, one_shot, atol=1e-4)
+
+
+def test_duration_voice_decoder_batches_chunks_of_different_streams() -> None:
+    """The reference decoder is exported with a dynamic batch, so the serving layer's
+    cross-request batching runs one call for many streams' chunks, each getting what it gets
+    alone (padding masked)."""
+    from voicestack.blocks.network_chunks import apply_batch
+
+    voice = build_voice(load_addon(BUNDLED / "espeak-duration"))
+    step = voice.plan.segments[0].steps[0]
+    decoder, keep = step.block, step.keep
+    assert decoder.network.max_batch >= 16
+    g = torch.Generator().manual_seed(0)
+    need = decoder.context[0] + keep[0]
+    chunks = [
+        Chunk(torch.randn(n + 2 * need, 192, generator=g), start=need + i, left=need, right=need)
+        for i, n in enumerate([3, 32, 17, 40])
+    ]
+    alone = [decoder.apply(c, keep) for c in chunks]
+    decoder.network.recording, decoder.network.calls = True, []
+    try:
+        together = apply_batch([(decoder, c, keep) for c in chunks])
+    finally:
+        decoder.network.recording = False
+    assert {call.shapes["frames"][0] for call in decoder.network.calls} == {4}
+    for a, b in zip(alone, together, strict=True):
+        assert torch.allclose(a.frames, b.frames, atol=1e-4), (a.frames - b.frames).abs().max()

@@ -55,4 +55,10 @@ def training_parser(doc: str | None, voice: str, steps: int) -> argparse.Argumen
     parser.add_argument("--frames-per-batch", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--checkpoint", type=Path, default=None, help="save the trained weights")
+    parser.add_argument(
+        "--from-checkpoint",
+        type=Path,
+        default=None,
+        help="export the weights of a saved --checkpoint instead of training",
+    )
     return parser

@@ -38,7 +38,10 @@ from voicestack.addons.recipes.addon_files import (
 DIM, DEC_DIM, DUR_DIM = 192, 192, 128
 MAX_SYMBOLS, MAX_FRAMES = 1024, 8192
 VOICE_NAME = "espeak-duration"
-VOICE_VERSION = "1"
+VOICE_VERSION = "2"
+#: The decoder serves a batch of chunks from different streams in one call (placement
+#: `batching`), so it is exported with a dynamic batch up to this size.
+MAX_BATCH = 64
 
 
 class MaskedResidualConvs(nn.Module):
@@ -232,6 +235,7 @@ def export_addon(
     folder.mkdir(parents=True, exist_ok=True)
     sym = torch.export.Dim("symbols", min=1, max=MAX_SYMBOLS)
     frames = torch.export.Dim("frames", min=1, max=MAX_FRAMES)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     example = (torch.randint(1, len(ENGLISH_SYMBOLS), (1, 12)), torch.ones(1, 12))
 
     def save(module: nn.Module, args: tuple, dynamic: dict, file: str) -> None:
@@ -244,8 +248,8 @@ def export_addon(
     save(durations_net, example, symbol_dynamic, "duration_predictor.pt2")
     save(
         decoder,
-        (torch.randn(1, 40, DIM), torch.ones(1, 40)),
-        {"frames": {1: frames}, "mask": {1: frames}},
+        (torch.randn(2, 40, DIM), torch.ones(2, 40)),
+        {"frames": {0: batch, 1: frames}, "mask": {0: batch, 1: frames}},
         "decoder.pt2",
     )
     config = {
@@ -302,9 +306,30 @@ def export_addon(
     return write_addon(folder, config, report)
 
 
+def load_checkpoint(path: Path) -> tuple[nn.Module, nn.Module, nn.Module, dict]:
+    """The networks and training report saved by `--checkpoint` (our own file: plain tensors,
+    read with weights_only)."""
+    saved = torch.load(path, weights_only=True)
+    from voicestack.blocks.phonemes import ENGLISH_SYMBOLS
+
+    encoder, durations_net, decoder = (
+        TextEncoder(len(ENGLISH_SYMBOLS)),
+        DurationPredictor(len(ENGLISH_SYMBOLS)),
+        Decoder(),
+    )
+    encoder.load_state_dict(saved["encoder"])
+    durations_net.load_state_dict(saved["durations"])
+    decoder.load_state_dict(saved["decoder"])
+    return encoder, durations_net, decoder, saved["report"]
+
+
 def main() -> None:
     args = training_parser(__doc__, VOICE_NAME, steps=4000).parse_args()
     torch.set_num_threads(args.threads)
+    if args.from_checkpoint is not None:
+        encoder, durations_net, decoder, report = load_checkpoint(args.from_checkpoint)
+        print(export_addon(args.dest, encoder, durations_net, decoder, report))
+        return
     encoder, durations_net, decoder, report = train(
         args.corpus or corpus.default_dest(), args.steps, args.frames_per_batch
     )
