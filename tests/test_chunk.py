@@ -81,3 +81,22 @@ def test_split_pieces_cover_the_core_and_keep_their_context(length, left, right,
         assert p.frames.shape[0] <= window
         assert p.left == left and p.right == right  # the chunk had enough context around it
     assert pieces[-1].is_last and not any(p.is_last for p in pieces[:-1])
+
+
+def test_a_chunk_survives_pickling_as_it_travels_between_replicas():
+    """Chunks cross process boundaries (Ray object refs); what arrives is the same chunk, with
+    frames a writable tensor even when the bytes came from a read-only buffer."""
+    import pickle
+
+    import numpy as np
+
+    chunk = Chunk(torch.arange(12.0).reshape(6, 2)[1:], start=4, left=1, right=2, is_last=True)
+    back = pickle.loads(pickle.dumps(chunk, protocol=5))
+    assert (back.start, back.left, back.right, back.is_last) == (4, 1, 2, True)
+    assert torch.equal(back.frames, chunk.frames)
+
+    frozen = chunk.frames.numpy().copy()
+    frozen.flags.writeable = False
+    rebuilt = chunk.__reduce__()[0](frozen, 0, 0, 0, False)
+    rebuilt.frames[0, 0] = -1.0  # a writable copy: the read-only buffer is untouched
+    assert frozen[0, 0] == chunk.frames[0, 0] and isinstance(frozen, np.ndarray)
