@@ -46,6 +46,19 @@ class Batching(BaseModel):
     wait_ms: float = Field(default=2.0, ge=0, le=1000)
 
 
+class Streams(BaseModel):
+    """Admission at a voice's composer (the `Composer` entry): streams it plays at once per
+    replica, requests that may wait for one of them and for how long; past that, 503 with
+    Retry-After. Size `max_active` to what keeps every admitted stream real-time on the
+    hardware (bench/serve_bench.py measures it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_active: int = Field(default=64, ge=1)
+    max_waiting: int = Field(default=64, ge=0)
+    max_wait_s: float = Field(default=30.0, gt=0)
+    retry_after_s: int = Field(default=2, ge=1)
+
+
 class BlockPlacement(BaseModel):
     """Where and how one block runs."""
 
@@ -59,6 +72,8 @@ class BlockPlacement(BaseModel):
     shapes: ShapePolicy = Field(default_factory=DynamicShapes)
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     batching: Batching = Field(default_factory=Batching)
+    #: Only read for the `Composer` entry.
+    streams: Streams = Field(default_factory=Streams)
     group: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_-]+$",

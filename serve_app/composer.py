@@ -26,6 +26,8 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from voicestack.serve_app.admission import Admission, Overloaded
+
 logger = logging.getLogger("voicestack.serve")
 
 #: Chunks of one stream whose calls may be in flight at once.
@@ -55,6 +57,10 @@ class Composer:
             load_addon(voice["addon_path"]), Placement.model_validate(voice["placement"])
         )
         self.frontend = REGISTRY.build(voice["frontend"], "frontend", env)
+        streams = env.placement.for_block("Composer", voice=self.name).streams
+        self.admission = Admission(
+            streams.max_active, streams.max_waiting, streams.max_wait_s, streams.retry_after_s
+        )
         self.handles = {k: _handle(h) for k, h in handles.items()}
         first, *rest = voice["segments"]
         self.first = first
@@ -100,8 +106,20 @@ class Composer:
 
     async def synthesize(self, text: str, with_mel: bool = False) -> AsyncIterator[dict]:
         """Messages for one request: {"type": "audio", ...} and {"type": "mel", ...} as they are
-        made, then {"type": "end", ...}; or {"type": "error", ...}, first if the request is bad.
-        """
+        made, then {"type": "end", ...}; or {"type": "error", ...}, first if the request is bad
+        or the voice is at capacity (status 503, with `retry_after_s`)."""
+        try:
+            async with self.admission.slot():
+                async for message in self._synthesize(text, with_mel):
+                    yield message
+        except Overloaded as e:
+            yield {**_error(503, f"voice {self.name!r} is {e}"), "retry_after_s": e.retry_after_s}
+
+    def load(self) -> dict[str, int]:
+        """Streams playing and waiting in this replica (tests, diagnostics)."""
+        return {"active": self.admission.active, "waiting": self.admission.waiting}
+
+    async def _synthesize(self, text: str, with_mel: bool) -> AsyncIterator[dict]:
         t0 = time.perf_counter()
         try:
             sentences = await asyncio.to_thread(self.frontend.sentences, text)

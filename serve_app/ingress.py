@@ -194,6 +194,12 @@ class Ingress:
             return _error(500, "the voice ended the stream without audio")
         if first["type"] == "error":
             stream.cancel()
+            if "retry_after_s" in first:  # the voice is at capacity: shed, never hang
+                return JSONResponse(
+                    status_code=first["status"],
+                    content={"error": first["message"]},
+                    headers={"Retry-After": str(first["retry_after_s"])},
+                )
             return _error(first["status"], first["message"])
         encoder = StreamEncoder(request.format, rate, with_mel=request.with_mel)
         resample = _Resampler(native, rate) if rate != native else None

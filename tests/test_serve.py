@@ -24,7 +24,13 @@ from .ray_service import apply_config, pcm16, running_service, wav_samples
 pytestmark = pytest.mark.ray
 
 BATCHED = {"batching": {"max_batch_size": 8, "wait_ms": 5}}
-PLACEMENT = {"default": {"num_cpus": 0.1}, "blocks": {"Decoder": BATCHED, "Vocoder": BATCHED}}
+#: test-attention's composer plays two streams at once and lets one more wait.
+ADMISSION = {"streams": {"max_active": 2, "max_waiting": 1, "max_wait_s": 60, "retry_after_s": 3}}
+PLACEMENT = {
+    "default": {"num_cpus": 0.1},
+    "blocks": {"Decoder": BATCHED, "Vocoder": BATCHED},
+    "voices": {"test-attention": {"Composer": ADMISSION}},
+}
 LONG = " ".join(f"Sentence number {n} is here." for n in range(1, 9))
 
 
@@ -171,6 +177,40 @@ def test_a_client_that_disconnects_stops_its_stream(service):
             break
         time.sleep(0.25)
     assert made[-1] < whole / 2, (made, whole)
+
+
+def test_a_voice_at_capacity_queues_then_sheds_load_with_503_and_retry_after(service):
+    url = f"http://127.0.0.1:{service['port']}"
+    long = " ".join(["Why not speak for a while?"] * 1000)  # far longer than the test lasts
+    body = {"voice": "test-attention", "text": long}
+    composer = handle("voice-test-attention", "Composer")
+    pool = ThreadPoolExecutor(1)
+    with (
+        httpx.Client(base_url=url, timeout=60) as a,
+        httpx.Client(base_url=url, timeout=60) as b,
+        a.stream("POST", "/v1/synthesize", json=body) as first,
+        b.stream("POST", "/v1/synthesize", json=body) as second,
+    ):
+        # Two streams are playing (their iterators kept: a dropped one closes the connection).
+        playing = [first.iter_raw(), second.iter_raw()]
+        assert [len(next(p)) > 0 for p in playing] == [True, True]
+        waiting = pool.submit(post, service["client"], voice="test-attention", text="Waiting.")
+        for _ in range(100):
+            if composer.load.remote().result() == {"active": 2, "waiting": 1}:
+                break
+            time.sleep(0.05)
+        assert composer.load.remote().result() == {"active": 2, "waiting": 1}
+
+        shed = post(service["client"], voice="test-attention", text="One too many.")
+        assert shed.status_code == 503 and shed.headers["retry-after"] == "3"
+        assert "capacity" in shed.json()["error"]
+        other = post(service["client"], voice="test-duration", text="Another voice plays.")
+        assert other.status_code == 200  # the limit is per voice
+        assert not waiting.done()
+    # The two streams hung up: the waiting request got a slot and its audio.
+    assert waiting.result(timeout=60).status_code == 200
+    pool.shutdown()
+    assert composer.load.remote().result() == {"active": 0, "waiting": 0}
 
 
 def test_adding_a_voice_does_not_interrupt_the_streams_of_the_other_voices(
