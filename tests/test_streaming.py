@@ -13,6 +13,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from voicestack.blocks.base import BuildEnv
 from voicestack.runtime.local import synthesize, synthesize_stream
 
 from .conftest import voice_with
@@ -92,11 +93,12 @@ SETTINGS = settings(
     text=texts,
     chunk=st.integers(1, 48),
     first=st.integers(1, 16),
+    growth=st.sampled_from([None, 1.5, 2.0]),
     extra=st.integers(0, 4),
     dec_extra=st.integers(0, 4),
 )
 def test_duration_voice_stream_equals_one_shot(
-    duration_addon, text, chunk, first, extra, dec_extra
+    duration_addon, text, chunk, first, growth, extra, dec_extra
 ):
     stack = [
         {
@@ -105,7 +107,12 @@ def test_duration_voice_stream_equals_one_shot(
             "streamable_block": {
                 "type": "StreamableStack",
                 "stack": [
-                    {"type": "Upsampler", "chunk_frames": chunk, "first_chunk_frames": first},
+                    {
+                        "type": "Upsampler",
+                        "chunk_frames": chunk,
+                        "first_chunk_frames": first,
+                        "growth": growth,
+                    },
                     {"type": "Decoder", "context_frames": 6 + dec_extra},
                 ],
             },
@@ -119,6 +126,19 @@ def test_duration_voice_stream_equals_one_shot(
     assert streamed.shape == reference.shape
     np.testing.assert_allclose(streamed, reference, atol=1e-4)
     assert len(chunks) >= 1 and chunks[-1].is_last
+
+
+def test_chunks_grow_from_the_first_size_to_the_chunk_size(duration_addon):
+    """A small first chunk for an early first sound, then ever larger ones (fewer hops, less
+    context recomputed), never larger than chunk_frames."""
+    from voicestack.blocks.upsampler import Upsampler
+
+    config = Upsampler.Config(chunk_frames=96, first_chunk_frames=16, growth=2)
+    upsampler = Upsampler(config, BuildEnv(duration_addon))
+    features = {"encodings": torch.zeros(40, 4), "durations": torch.full((40,), 10.0)}
+    features["durations"][-1] = 15.0  # 405 frames: the last chunk has what is left
+    sizes = [c.length for c in upsampler.stream(features, None)]
+    assert sizes == [16, 32, 64, 96, 96, 96, 5]
 
 
 @SETTINGS

@@ -297,7 +297,17 @@ def export_addon(
                 "sequence_block": {"type": "Encoders"},
                 "streamable_block": {
                     "type": "StreamableStack",
-                    "stack": [{"type": "Upsampler"}, {"type": "Decoder"}],
+                    # 16 frames first (early first sound), then doubling up to 96: fewer
+                    # hops and less vocoder context per second of audio (docs/benchmarks.md).
+                    "stack": [
+                        {
+                            "type": "Upsampler",
+                            "chunk_frames": 96,
+                            "first_chunk_frames": 16,
+                            "growth": 2,
+                        },
+                        {"type": "Decoder"},
+                    ],
                 },
             },
             {"type": "GriffinLim"},
