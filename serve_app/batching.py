@@ -40,6 +40,7 @@ class Batcher:
         max_size: int,
         wait_s: float,
         concurrent: int = 4,
+        executor: Any = None,
     ):
         self._run = run
         self.max_size = max_size
@@ -47,6 +48,8 @@ class Batcher:
         #: Batches running at once: collecting goes on while earlier batches compute, so the
         #: wait is not paid once per batch in series.
         self._slots = asyncio.Semaphore(concurrent)
+        #: Where batches run (None: asyncio's default thread pool).
+        self._executor = executor
         self._running: set[asyncio.Task] = set()
         self._heap: list[_Entry] = []
         self._seq = itertools.count()
@@ -93,7 +96,7 @@ class Batcher:
     async def _dispatch(self, batch: list[_Entry]) -> None:
         try:
             try:
-                results = await asyncio.to_thread(self._run, [e.item for e in batch])
+                results = await self._in_thread([e.item for e in batch])
             except Exception:  # one bad item must not cost the others their audio
                 logger.exception("batch of %d failed; running its items one by one", len(batch))
                 for entry in batch:
@@ -105,9 +108,12 @@ class Batcher:
         finally:
             self._slots.release()
 
+    async def _in_thread(self, items: list[Any]) -> list[Any]:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, items)
+
     async def _one(self, entry: _Entry) -> None:
         try:
-            (result,) = await asyncio.to_thread(self._run, [entry.item])
+            (result,) = await self._in_thread([entry.item])
         except Exception as e:
             if not entry.future.done():
                 entry.future.set_exception(e)

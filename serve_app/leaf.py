@@ -120,25 +120,37 @@ class SourceServer(_LeafServer):
 
 class ChunkServer(_LeafServer):
     def __init__(self, leaves: list[dict[str, Any]]):
+        from concurrent.futures import ThreadPoolExecutor
+
         from voicestack.placement.config import Placement
         from voicestack.serve_app.batching import Batcher, apply_items
 
         super().__init__(leaves)
         first = LeafSpec(**leaves[0])
         block = self.blocks[first.voice]
-        batching = (
-            Placement.model_validate(first.placement)
-            .for_block(block.type_name, voice=first.voice)
-            .batching
+        placement = Placement.model_validate(first.placement).for_block(
+            block.type_name, voice=first.voice
         )
+        # Chunk calls run at once: one per whole CPU the replica reserved, at least one. More
+        # threads than that only fight over the GIL: six threads of Griffin-Lim on two cores
+        # cost 40% more CPU per second of audio than one (bench/profile_service.py).
+        self.threads = max(1, int(placement.num_cpus))
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="chunk")
         self.batcher = None
-        if batching.max_batch_size > 1:
-            self.batcher = Batcher(apply_items, batching.max_batch_size, batching.wait_ms / 1000)
+        if placement.batching.max_batch_size > 1:
+            self.batcher = Batcher(
+                apply_items,
+                placement.batching.max_batch_size,
+                placement.batching.wait_ms / 1000,
+                concurrent=self.threads,
+                executor=self._pool,
+            )
 
     async def apply(self, voice: str, chunk: Any, keep: tuple[int, int]) -> Any:
         block = self.blocks[voice]
         if self.batcher is None:
-            return await asyncio.to_thread(block.apply, chunk, keep)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, block.apply, chunk, keep)
         # A chunk that starts a sentence goes first: a new stream's first audio waits for no one.
         return await self.batcher.submit(
             (block, chunk, keep), priority=0 if chunk.start == 0 else 1
