@@ -9,6 +9,7 @@ answered a real synthesis request, so a level never measures start-up.
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -24,13 +25,12 @@ import httpx
 from bench.serve_bench.sampler import ProcessFinder, process_tree, ray_processes
 
 REPO = Path(__file__).resolve().parents[2]
-SERVERS: tuple[str, ...] = ("naive", "streaming", "voicestack")
-#: Also accepted by name: voicestack with the repository's laptop placement, which batches the
-#: Decoder's and Vocoder's chunks across streams (issue 5 compares batching on and off).
-EXTRA_SERVERS: tuple[str, ...] = ("voicestack-batched",)
-#: The placement the voicestack server runs with: every block fits the 2 local CPUs, no batching.
-PLACEMENT: dict[str, Any] = {"default": {"num_cpus": 0.1}}
-BATCHED_PLACEMENT = REPO / "deploy" / "placements" / "local.yaml"
+#: voicestack runs with the laptop placement `make serve` uses (deploy/placements/local.yaml:
+#: admission, cross-request batching of Decoder and Vocoder chunks); `voicestack-unbatched`
+#: with the same placement less every `batching` entry, so that issue 5's batching on/off
+#: comparison differs in nothing else.
+SERVERS: tuple[str, ...] = ("naive", "streaming", "voicestack", "voicestack-unbatched")
+PLACEMENT_FILE = REPO / "deploy" / "placements" / "local.yaml"
 READY_TIMEOUT_S = 180.0
 
 
@@ -147,6 +147,16 @@ def read_placement(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
+def without_batching(placement: dict[str, Any]) -> dict[str, Any]:
+    """`placement` with every entry's `batching` removed (each block calls one chunk at a time)."""
+    out = copy.deepcopy(placement)
+    for section in [out.get("default") or {}, *(out.get("blocks") or {}).values()] + [
+        e for voice in (out.get("voices") or {}).values() for e in voice.values()
+    ]:
+        section.pop("batching", None)
+    return out
+
+
 @contextmanager
 def voicestack_server(
     name: str, voice_path: Path, voice_name: str, placement: dict[str, Any]
@@ -170,17 +180,16 @@ def start_server(
     logs: Path,
     placement: dict[str, Any] | None = None,
 ) -> Iterator[Server]:
-    """Any of SERVERS or EXTRA_SERVERS by name; `placement` replaces voicestack's default."""
-    if name == "voicestack":
-        with voicestack_server(name, voice_path, voice_name, placement or PLACEMENT) as server:
-            yield server
-    elif name == "voicestack-batched":
-        batched = read_placement(BATCHED_PLACEMENT)
-        with voicestack_server(name, voice_path, voice_name, batched) as server:
+    """Any of SERVERS by name; `placement` replaces the laptop placement for both voicestacks."""
+    if name in ("voicestack", "voicestack-unbatched"):
+        chosen = placement if placement is not None else read_placement(PLACEMENT_FILE)
+        if name == "voicestack-unbatched":
+            chosen = without_batching(chosen)
+        with voicestack_server(name, voice_path, voice_name, chosen) as server:
             yield server
     elif name in SERVERS:
         with asgi_server(name, voice_path, voice_name, logs) as server:
             yield server
     else:
-        known = ", ".join(SERVERS + EXTRA_SERVERS)
+        known = ", ".join(SERVERS)
         raise ValueError(f"unknown server {name!r}; expected one of {known}")

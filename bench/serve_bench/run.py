@@ -22,7 +22,6 @@ from typing import Any
 
 from bench.serve_bench.client import LevelRun, Timeouts, run_level_sync
 from bench.serve_bench.launch import (
-    EXTRA_SERVERS,
     SERVERS,
     Server,
     read_placement,
@@ -64,14 +63,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="levels 1,4; 4 requests; 2 texts")
     parser.add_argument("--levels", type=_ints, default=None, help="default 1,4,16,64")
     parser.add_argument(
-        "--requests", type=int, default=None, help="per level (default max(8, 2 x concurrency))"
+        "--requests", type=int, default=None, help="per level (default max(8, concurrency))"
     )
     parser.add_argument("--texts", type=_names, default=None, help=f"of {','.join(TARGETS)}")
     parser.add_argument(
         "--servers",
         type=_names,
         default=list(SERVERS),
-        help=f"of {','.join(SERVERS + EXTRA_SERVERS)} (default {','.join(SERVERS)})",
+        help=f"of {','.join(SERVERS)} (default: all)",
     )
     parser.add_argument(
         "--placement",
@@ -79,7 +78,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="placement YAML for the voicestack server (default: every block at 0.1 CPU)",
     )
-    parser.add_argument("--voice", default="test-duration", help="voice name or addon folder")
+    parser.add_argument(
+        "--voice",
+        default="espeak-duration",
+        help="voice name or addon folder (default: the reference duration voice)",
+    )
     parser.add_argument("--out", type=Path, default=Path("docs"), help="folder for the results")
     parser.add_argument(
         "--timeout", type=float, default=3600.0, help="seconds one request may take in all"
@@ -95,15 +98,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.texts = args.texts or (QUICK_TEXTS if args.quick else list(TARGETS))
     if args.requests is None and args.quick:
         args.requests = QUICK_REQUESTS
-    unknown = [s for s in args.servers if s not in SERVERS + EXTRA_SERVERS]
+    unknown = [s for s in args.servers if s not in SERVERS]
     if unknown:
-        known = ", ".join(SERVERS + EXTRA_SERVERS)
+        known = ", ".join(SERVERS)
         parser.error(f"unknown server {unknown}; expected some of {known}")
     return args
 
 
 def requests_for(concurrency: int, fixed: int | None) -> int:
-    return fixed if fixed is not None else max(8, 2 * concurrency)
+    return fixed if fixed is not None else max(8, concurrency)
 
 
 def _log(message: str) -> None:
@@ -193,7 +196,7 @@ def _meta(
     rule = (
         f"{args.requests} requests per level"
         if args.requests is not None
-        else "max(8, 2 x concurrency) requests per level"
+        else "max(8, concurrency) requests per level"
     )
     return {
         "command": "bench/serve_bench.py " + shlex.join(argv),
