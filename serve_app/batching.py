@@ -15,6 +15,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ class _Entry:
     seq: int
     item: Any = field(compare=False)
     future: asyncio.Future = field(compare=False)
+    arrived: float = field(compare=False, default=0.0)
 
 
 class Batcher:
@@ -45,8 +47,9 @@ class Batcher:
         self._run = run
         self.max_size = max_size
         self.wait_s = wait_s
-        #: Batches running at once: collecting goes on while earlier batches compute, so the
-        #: wait is not paid once per batch in series.
+        #: Batches running at once (the replica's threads). Items arriving meanwhile queue by
+        #: priority, and the wait for more counts from the oldest one's arrival, so time spent
+        #: queueing behind a running batch is not waited again.
         self._slots = asyncio.Semaphore(concurrent)
         #: Where batches run (None: asyncio's default thread pool).
         self._executor = executor
@@ -55,8 +58,8 @@ class Batcher:
         self._seq = itertools.count()
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
-        #: Sizes of the batches run so far (for tests and diagnostics).
-        self.sizes: list[int] = []
+        #: Sizes of the latest batches (tests, diagnostics; bounded: a replica runs for weeks).
+        self.sizes: deque[int] = deque(maxlen=4096)
 
     async def submit(self, item: Any, priority: int = 1) -> Any:
         loop = asyncio.get_running_loop()
@@ -64,7 +67,8 @@ class Batcher:
             self._arrived = asyncio.Event()
             self._task = loop.create_task(self._loop())
         future = loop.create_future()
-        heapq.heappush(self._heap, _Entry(priority, next(self._seq), item, future))
+        entry = _Entry(priority, next(self._seq), item, future, loop.time())
+        heapq.heappush(self._heap, entry)
         self._arrived.set()
         return await future
 
@@ -74,7 +78,12 @@ class Batcher:
         while True:
             await self._arrived.wait()
             self._arrived.clear()
-            deadline = loop.time() + self.wait_s
+            if not self._heap:
+                continue
+            # A batch is formed only once a slot is free: until then arrivals queue by priority,
+            # so a first chunk that arrives while every slot computes still goes next.
+            await self._slots.acquire()
+            deadline = min(e.arrived for e in self._heap) + self.wait_s
             while len(self._heap) < self.max_size and (left := deadline - loop.time()) > 0:
                 try:
                     await asyncio.wait_for(self._arrived.wait(), left)
@@ -86,9 +95,9 @@ class Batcher:
             if self._heap:
                 self._arrived.set()
             if not batch:
+                self._slots.release()
                 continue
             self.sizes.append(len(batch))
-            await self._slots.acquire()
             task = loop.create_task(self._dispatch(batch))
             self._running.add(task)
             task.add_done_callback(self._running.discard)

@@ -136,26 +136,23 @@ class ChunkServer(_LeafServer):
         # cost 40% more CPU per second of audio than one (bench/profile_service.py).
         self.threads = max(1, int(placement.num_cpus))
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="chunk")
-        self.batcher = None
-        if placement.batching.max_batch_size > 1:
-            self.batcher = Batcher(
-                apply_items,
-                placement.batching.max_batch_size,
-                placement.batching.wait_ms / 1000,
-                concurrent=self.threads,
-                executor=self._pool,
-            )
+        # Every call goes through the batcher, batched or not: its queue puts a new stream's
+        # first chunk ahead of the later chunks of streams already playing.
+        batching = placement.batching
+        self.batcher = Batcher(
+            apply_items,
+            batching.max_batch_size,
+            batching.wait_ms / 1000 if batching.max_batch_size > 1 else 0.0,
+            concurrent=self.threads,
+            executor=self._pool,
+        )
 
     async def apply(self, voice: str, chunk: Any, keep: tuple[int, int]) -> Any:
-        block = self.blocks[voice]
-        if self.batcher is None:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, block.apply, chunk, keep)
         # A chunk that starts a sentence goes first: a new stream's first audio waits for no one.
         return await self.batcher.submit(
-            (block, chunk, keep), priority=0 if chunk.start == 0 else 1
+            (self.blocks[voice], chunk, keep), priority=0 if chunk.start == 0 else 1
         )
 
     def batch_sizes(self) -> list[int]:
         """Sizes of the batches this replica ran (tests, diagnostics)."""
-        return list(self.batcher.sizes) if self.batcher is not None else []
+        return list(self.batcher.sizes)

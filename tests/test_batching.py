@@ -89,7 +89,7 @@ def test_items_that_arrive_together_are_run_together():
     async def main():
         batcher = Batcher(run, max_size=8, wait_s=0.05)
         results = await asyncio.gather(*(batcher.submit(i) for i in range(5)))
-        return results, batcher.sizes
+        return results, list(batcher.sizes)
 
     results, sizes = _run_async(main())
     assert results == [0, 10, 20, 30, 40]
@@ -139,3 +139,32 @@ def test_a_network_exported_for_one_item_at_a_time_is_called_once_per_item(durat
     batched = encoder.run_batch(items)
     for inputs, out in zip(items, batched, strict=True):
         assert torch.equal(out["encodings"], encoder.run(inputs)["encodings"])
+
+
+def test_a_first_chunk_arriving_while_the_replica_is_busy_runs_next():
+    """One thread, busy: chunks of running streams queue; a new stream's first chunk that
+    arrives after them still runs before them (Griffin-Lim is not batched, TTFA must hold)."""
+    import threading
+
+    seen: list[str] = []
+    busy = threading.Event()
+
+    def run(items):
+        if items == ["busy"]:
+            busy.wait(5)
+        seen.extend(items)
+        return items
+
+    async def main():
+        batcher = Batcher(run, max_size=1, wait_s=0, concurrent=1)
+        running = asyncio.ensure_future(batcher.submit("busy"))
+        await asyncio.sleep(0.05)
+        later = [asyncio.ensure_future(batcher.submit(f"later{i}")) for i in range(3)]
+        await asyncio.sleep(0.01)
+        first = asyncio.ensure_future(batcher.submit("first", priority=0))
+        await asyncio.sleep(0.01)
+        busy.set()
+        await asyncio.gather(running, *later, first)
+
+    _run_async(main())
+    assert seen == ["busy", "first", "later0", "later1", "later2"]

@@ -73,7 +73,16 @@ def test_both_voices_stream_at_the_same_time_and_equal_the_local_runtime(
 
 
 def test_the_first_chunk_leaves_before_the_later_sentences_are_encoded(service):
-    response = post(service["client"], voice="test-duration", text=LONG, format="msgpack")
+    with ThreadPoolExecutor(2) as pool:  # two streams at once: their chunks meet in batches
+        replies = list(
+            pool.map(
+                lambda _: post(
+                    service["client"], voice="test-duration", text=LONG, format="msgpack"
+                ),
+                range(2),
+            )
+        )
+    response = replies[0]
     messages = decode_msgpack_stream(response.content)
     audio = [m for m in messages if m["type"] == "audio"]
     end = messages[-1]
@@ -82,7 +91,7 @@ def test_the_first_chunk_leaves_before_the_later_sentences_are_encoded(service):
     assert audio[0]["timing"]["sentences_started"] == 2
     assert audio[-1]["timing"]["sentences_started"] == 8
     assert end["chunks"] == len(audio)
-    # The composer keeps several chunks in flight, so the decoder batches them.
+    # Chunks of both streams (and several of each in flight) reach the decoder together.
     assert max(handle("voice-test-duration", "Decoder").batch_sizes.remote().result()) > 1
 
 
