@@ -72,6 +72,13 @@ class BlockPlacement(BaseModel):
     shapes: ShapePolicy = Field(default_factory=DynamicShapes)
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     batching: Batching = Field(default_factory=Batching)
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="chunk calls a replica runs at once (default: one per whole CPU it "
+        "reserves, at least one)",
+    )
     #: Only read for the `Composer` entry.
     streams: Streams = Field(default_factory=Streams)
     group: str | None = Field(

@@ -131,10 +131,10 @@ class ChunkServer(_LeafServer):
         placement = Placement.model_validate(first.placement).for_block(
             block.type_name, voice=first.voice
         )
-        # Chunk calls run at once: one per whole CPU the replica reserved, at least one. More
-        # threads than that only fight over the GIL: six threads of Griffin-Lim on two cores
-        # cost 40% more CPU per second of audio than one (bench/profile_service.py).
-        self.threads = max(1, int(placement.num_cpus))
+        # Chunk calls run at once: by default one per whole CPU the replica reserved, at least
+        # one. Many more only fight over the GIL: six threads of Griffin-Lim on two cores cost
+        # 40% more CPU per second of audio than one (bench/profile_service.py).
+        self.threads = placement.threads or max(1, int(placement.num_cpus))
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="chunk")
         # Every call goes through the batcher, batched or not: its queue puts a new stream's
         # first chunk ahead of the later chunks of streams already playing.

@@ -168,3 +168,23 @@ def test_a_first_chunk_arriving_while_the_replica_is_busy_runs_next():
 
     _run_async(main())
     assert seen == ["busy", "first", "later0", "later1", "later2"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "threads"),
+    [({}, 1), ({"num_cpus": 2}, 2), ({"num_cpus": 0.1, "threads": 3}, 3)],
+)
+def test_a_chunk_replica_runs_one_call_per_reserved_cpu_unless_told(duration_addon, entry, threads):
+    from dataclasses import asdict
+
+    from voicestack.serve_app.leaf import ChunkServer, LeafSpec
+
+    placement = {"blocks": {"Decoder": entry}}
+    voice = voice_with(duration_addon, placement=placement)
+    decoder = voice.plan.segments[0].steps[0].block
+    spec = LeafSpec(
+        "test-duration", str(duration_addon.root), placement, decoder.node, decoder.path
+    )
+    server = ChunkServer([asdict(spec)])
+    assert server.threads == threads
+    assert server._pool._max_workers == threads
