@@ -2,9 +2,10 @@
 
 Chunks of different streams (and of voices that share a network) that reach a replica within a
 few milliseconds of each other are run as one network call: one dispatch instead of many, which
-is what keeps many streams real-time on shared hardware. The wait is bounded (`wait_ms`), and a
-chunk that starts a sentence goes ahead of the later chunks of streams already playing, so a
-new stream's first audio does not queue behind everybody else's.
+is what keeps many streams real-time on shared hardware. The wait is bounded (`wait_ms`), and
+waiting chunks run earliest deadline first: each carries the time its listener will have played
+all the audio sent so far, so a new stream (deadline: now) goes ahead of streams with seconds
+buffered, and a stream about to run dry ahead of one that is not.
 
 Serve's own `@serve.batch` is first-in first-out; the priority rule is why this is ours.
 """
@@ -25,7 +26,7 @@ logger = logging.getLogger("voicestack.serve")
 
 @dataclass(order=True)
 class _Entry:
-    priority: int
+    priority: float
     seq: int
     item: Any = field(compare=False)
     future: asyncio.Future = field(compare=False)
@@ -61,7 +62,9 @@ class Batcher:
         #: Sizes of the latest batches (tests, diagnostics; bounded: a replica runs for weeks).
         self.sizes: deque[int] = deque(maxlen=4096)
 
-    async def submit(self, item: Any, priority: int = 1) -> Any:
+    async def submit(self, item: Any, priority: float = 1.0) -> Any:
+        """`item`'s result, run in a batch; lower `priority` runs first (the composer sends the
+        time its stream's listener runs out of audio: earliest deadline first)."""
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done():
             self._arrived = asyncio.Event()

@@ -34,6 +34,41 @@ logger = logging.getLogger("voicestack.serve")
 MAX_AHEAD = 8
 
 
+class Playback:
+    """When one request's listener runs out of audio, if playback starts at the first chunk and
+    runs in real time: the deadline each chunk's calls carry, so that replicas serve the stream
+    nearest to running dry first (a new request: at once)."""
+
+    #: Audio a chunk holds before any has been sent (a first chunk is small, ~16 frames).
+    FIRST_CHUNK_S = 0.2
+
+    def __init__(self) -> None:
+        self.requested = time.time()
+        self.first: float | None = None
+        self.audio_s = 0.0
+        self.sent_chunks = 0
+        self.submitted = 0
+
+    def deadline(self) -> float:
+        """When the listener has played everything sent so far."""
+        return self.requested if self.first is None else self.first + self.audio_s
+
+    def next_chunk(self) -> float:
+        """The deadline of the next chunk submitted: the chunks in flight ahead of it play
+        first (each estimated at the average sent so far), so a stream's eighth chunk in flight
+        does not go ahead of another stream's first."""
+        ahead = self.submitted - self.sent_chunks
+        each = self.audio_s / self.sent_chunks if self.sent_chunks else self.FIRST_CHUNK_S
+        self.submitted += 1
+        return self.deadline() + ahead * each
+
+    def sent(self, seconds: float) -> None:
+        if self.first is None:
+            self.first = time.time()
+        self.audio_s += seconds
+        self.sent_chunks += 1
+
+
 #: What a composer says once at start, through every block, before it takes requests.
 WARM_UP_TEXT = "Hello."
 
@@ -129,9 +164,9 @@ class Composer:
         if not sentences:
             yield _error(400, "nothing to say: the text has no speakable sentence")
             return
-        audio_s = 0.0
         chunks = 0
         first_audio_s = None
+        playback = Playback()
         prepared = asyncio.create_task(self._prepare(sentences, 0))
         index = 0
         while prepared is not None:
@@ -147,7 +182,7 @@ class Composer:
             # see that sentence n+1 was encoded while sentence n streamed, and no further.
             started = min(len(sentences), index + 2)
             try:
-                async for audio, mel in self._sentence(features, with_mel):
+                async for audio, mel in self._sentence(features, with_mel, playback):
                     now = time.perf_counter() - t0
                     first_audio_s = now if first_audio_s is None else first_audio_s
                     if mel is not None:
@@ -158,7 +193,7 @@ class Composer:
                             "frames": mel.core.numpy(),
                         }
                     samples = audio.core[:, 0].numpy()
-                    audio_s += samples.shape[0] / self.voice["sample_rate"]
+                    playback.sent(samples.shape[0] / self.voice["sample_rate"])
                     chunks += 1
                     yield {
                         "type": "audio",
@@ -175,7 +210,7 @@ class Composer:
             "type": "end",
             "sentences": len(sentences),
             "chunks": chunks,
-            "audio_s": round(audio_s, 4),
+            "audio_s": round(playback.audio_s, 4),
             "first_audio_s": first_audio_s,
             "wall_s": round(time.perf_counter() - t0, 4),
         }
@@ -197,7 +232,9 @@ class Composer:
             return index, response
         return index, None
 
-    async def _sentence(self, features: Any, with_mel: bool) -> AsyncIterator[tuple[Any, Any]]:
+    async def _sentence(
+        self, features: Any, with_mel: bool, playback: Playback
+    ) -> AsyncIterator[tuple[Any, Any]]:
         """(audio chunk, mel chunk or None) of one sentence, in order."""
         seg = self.first
         source = self.handles[seg["head"]["key"]]
@@ -210,9 +247,10 @@ class Composer:
         async def pump() -> None:
             async for ref in refs:
                 response, mel = ref, (ref if mel_from_source else None)
+                deadline = playback.next_chunk()
                 for step in seg["steps"]:
                     response = self.handles[step["key"]].apply.remote(
-                        self.name, response, tuple(step["keep"])
+                        self.name, response, tuple(step["keep"]), deadline
                     )
                     in_flight.append(response)
                     if step["produces"] == "mel":

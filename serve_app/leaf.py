@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -147,11 +148,14 @@ class ChunkServer(_LeafServer):
             executor=self._pool,
         )
 
-    async def apply(self, voice: str, chunk: Any, keep: tuple[int, int]) -> Any:
-        # A chunk that starts a sentence goes first: a new stream's first audio waits for no one.
-        return await self.batcher.submit(
-            (self.blocks[voice], chunk, keep), priority=0 if chunk.start == 0 else 1
-        )
+    async def apply(
+        self, voice: str, chunk: Any, keep: tuple[int, int], deadline: float | None = None
+    ) -> Any:
+        """`chunk` through this voice's block. `deadline` (wall-clock seconds): when the stream's
+        listener runs out of audio; chunks waiting here run earliest deadline first, and a call
+        without one counts as due now."""
+        due = time.time() if deadline is None else deadline
+        return await self.batcher.submit((self.blocks[voice], chunk, keep), priority=due)
 
     def batch_sizes(self) -> list[int]:
         """Sizes of the batches this replica ran (tests, diagnostics)."""

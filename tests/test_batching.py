@@ -188,3 +188,48 @@ def test_a_chunk_replica_runs_one_call_per_reserved_cpu_unless_told(duration_add
     server = ChunkServer([asdict(spec)])
     assert server.threads == threads
     assert server._pool._max_workers == threads
+
+
+def test_a_chunk_is_due_when_the_listener_has_played_the_chunks_before_it():
+    from voicestack.serve_app.composer import Playback
+
+    playback = Playback()
+    first, second = playback.next_chunk(), playback.next_chunk()  # both in flight
+    assert first == playback.requested  # nothing sent yet: due at once
+    assert second == pytest.approx(playback.requested + Playback.FIRST_CHUNK_S)
+    playback.sent(0.5)
+    playback.sent(1.5)
+    started = playback.first
+    assert started is not None and started >= playback.requested
+    assert playback.next_chunk() == pytest.approx(started + 2.0)  # none ahead of it
+    assert playback.next_chunk() == pytest.approx(started + 2.0 + 1.0)  # one ahead: ~1 s
+
+
+def test_waiting_chunks_run_earliest_deadline_first():
+    import threading
+
+    seen: list[str] = []
+    busy = threading.Event()
+
+    def run(items):
+        if items == ["busy"]:
+            busy.wait(5)
+        seen.extend(items)
+        return items
+
+    async def main():
+        batcher = Batcher(run, max_size=1, wait_s=0, concurrent=1)
+        running = asyncio.ensure_future(batcher.submit("busy", priority=0.0))
+        await asyncio.sleep(0.05)
+        # Streams with 3 s, 0.2 s and 1 s of audio left; a new stream, due now.
+        waiting = [
+            asyncio.ensure_future(batcher.submit(name, priority=due))
+            for name, due in [("buffered", 103.0), ("nearly dry", 100.2), ("some", 101.0)]
+        ]
+        waiting.append(asyncio.ensure_future(batcher.submit("new stream", priority=100.0)))
+        await asyncio.sleep(0.01)
+        busy.set()
+        await asyncio.gather(running, *waiting)
+
+    _run_async(main())
+    assert seen == ["busy", "new stream", "nearly dry", "some", "buffered"]
