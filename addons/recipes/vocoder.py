@@ -1,7 +1,7 @@
 """Train the universal neural vocoder (vocoder_network.py) and export it for the voices.
 
     python -m voicestack.addons.recipes.vocoder [--minutes 40] [--steps 20000] [--threads 1]
-    python -m voicestack.addons.recipes.vocoder --from-checkpoint   # re-export only
+    python -m voicestack.addons.recipes.vocoder --from-checkpoint ~/.cache/voicestack/train/vocoder.ckpt
 
 Data: the corpus recipe's (`corpus.py`) training sentences in all of its espeak-ng voices
 (`DEFAULT_VOICES`: three en-us variants and a British Klatt voice), so the vocoder is not
@@ -21,7 +21,8 @@ follows whichever of `--steps` and `--minutes` runs out first.
 Output (default under $VOICESTACK_CACHE): the checkpoint `train/vocoder.ckpt`, and
 `vocoder/vocoder.pt2` (torch.export, dynamic batch up to 64 and dynamic length) with
 `vocoder/vocoder.json`: its addon.json network declaration and how it was trained. The voice
-recipes copy both into their addons (`network_entry`).
+recipes put it into their addons with `install` (`--vocoder`), byte for byte the same file in
+each, so a process serving both voices loads it once (addons/loader.py shares by digest).
 """
 
 from __future__ import annotations
@@ -278,23 +279,27 @@ def install(folder: Path, export_dir: Path) -> dict:
     return config
 
 
+def load_checkpoint(path: Path) -> tuple[NeuralVocoder, dict]:
+    """The network and training report saved by a training run (our own file: plain tensors,
+    read with weights_only)."""
+    saved = torch.load(path, weights_only=True)
+    model = build_network()
+    model.load_state_dict(saved["model"])
+    return model.eval(), saved["report"]
+
+
 def main() -> None:
-    parser = training_parser(__doc__, "unused", steps=20000)
+    parser = training_parser(__doc__, "vocoder", steps=20000)
+    # Not an addon of its own: exported into the cache, for the voice recipes to install.
     parser.set_defaults(dest=default_export_dir(), checkpoint=default_checkpoint())
     parser.set_defaults(frames_per_batch=768)
     parser.add_argument("--minutes", type=float, default=None, help="stop after this long")
     parser.add_argument("--segment-frames", type=int, default=48)
     parser.add_argument("--sentences", type=int, default=1000, help="per espeak-ng voice")
-    parser.add_argument(
-        "--from-checkpoint", action="store_true", help="export the checkpoint, do not train"
-    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if args.from_checkpoint:
-        saved = torch.load(args.checkpoint, weights_only=True)
-        model = build_network()
-        model.load_state_dict(saved["model"])
-        report = saved["report"]
+    if args.from_checkpoint is not None:
+        model, report = load_checkpoint(args.from_checkpoint)
     else:
         dest = args.corpus or corpus.default_dest()
         pairs = load_audio(dest, corpus.DEFAULT_VOICES, args.sentences)
