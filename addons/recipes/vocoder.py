@@ -20,9 +20,10 @@ follows whichever of `--steps` and `--minutes` runs out first.
 
 Output (default under $VOICESTACK_CACHE): the checkpoint `train/vocoder.ckpt`, and
 `vocoder/vocoder.pt2` (torch.export, dynamic batch up to 64 and dynamic length) with
-`vocoder/vocoder.json`: its addon.json network declaration and how it was trained. The voice
-recipes put it into their addons with `install` (`--vocoder`), byte for byte the same file in
-each, so a process serving both voices loads it once (addons/loader.py shares by digest).
+`vocoder/vocoder.json`: its addon.json network declaration and how it was trained. `install`
+makes it an addon's vocoder (bench/quality.py --vocoder swaps it into the voices that way);
+the same file in several addons is loaded once per process (addons/loader.py shares by
+digest). The bundled voices keep GriffinLim: docs/benchmarks.md has the figures and why.
 """
 
 from __future__ import annotations
@@ -261,19 +262,25 @@ def read_export(folder: Path) -> tuple[Path, dict]:
     return file, json.loads(meta.read_text())
 
 
-def install(folder: Path, export_dir: Path) -> dict:
-    """Put the exported vocoder into the addon folder `folder` and make it the voice's vocoder:
-    its file is copied in, declared as network `vocoder`, and the stack's last block (the
-    vocoder: GriffinLim or Vocoder) becomes `{"type": "Vocoder"}`. Returns the addon.json."""
+def copy_into(folder: Path, export_dir: Path) -> dict:
+    """Copy the exported vocoder into the addon folder `folder`; return its declaration for
+    addon.json's `networks` (as network `vocoder`, which the Vocoder block reads)."""
     import shutil
 
     file, described = read_export(export_dir)
     shutil.copyfile(file, folder / FILE)
+    return described["network"]
+
+
+def install(folder: Path, export_dir: Path) -> dict:
+    """Make the exported vocoder the vocoder of the addon in `folder`: its file is copied in,
+    declared as network `vocoder`, and the stack's last block (the vocoder: GriffinLim or
+    Vocoder) becomes `{"type": "Vocoder"}`. Returns the new addon.json."""
     config_file = folder / "addon.json"
     config = json.loads(config_file.read_text(encoding="utf-8"))
-    config["networks"]["vocoder"] = described["network"]
     if config["stack"][-1].get("type") not in ("GriffinLim", "Vocoder"):
         raise ValueError(f"{folder}: the stack does not end in a vocoder block")
+    config["networks"]["vocoder"] = copy_into(folder, export_dir)
     config["stack"][-1] = {"type": "Vocoder"}
     config_file.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", "utf-8")
     return config
