@@ -1,7 +1,7 @@
 """How intelligible and how close to espeak-ng the reference voices are, over the held-out set.
 
     .venv/bin/python bench/quality.py [--limit N] [--voice PATH ...] [--no-open] [--json OUT]
-        [--service URL | --start-service] [--no-local]
+        [--service URL | --start-service] [--no-local] [--vocoder DIR]
 
 Needs the corpus (`python -m voicestack.addons.recipes.corpus`) and the `bench` extra
 (`pip install -e ".[bench]"`: pocketsphinx 5, jiwer, tqdm). Prints one markdown table, one row
@@ -9,8 +9,14 @@ per system:
 - `espeak-ng audio`: the held-out sentences as espeak-ng (en-us) says them: the ceiling;
 - `control: espeak-ng audio of another sentence`: each sentence scored against the audio of
   the next one: what the measures give for clear speech of the wrong words;
-- `espeak-ng mel -> GriffinLim`: espeak-ng's log-mel through the voice's vocoder in one call:
-  the vocoder's ceiling;
+- `espeak-ng mel -> GriffinLim`: espeak-ng's log-mel through the GriffinLim block in one call
+  (with the settings of the first voice that ends in it, else its defaults): the DSP vocoder's
+  ceiling;
+- `espeak-ng mel -> neural Vocoder`: the same through the trained universal vocoder
+  (addons/recipes/vocoder.py) of the first voice that ends in a `Vocoder` block: its ceiling;
+- with `--vocoder DIR` (a vocoder export: `vocoder.pt2` and `vocoder.json`), every voice is
+  measured with that vocoder swapped in for its own (a copy of the addon, made by the recipe's
+  `install`); its rows are named `<voice> + neural vocoder`;
 - `<voice> one-shot`: the voice end to end, text to audio, the Upsampler handing the decoder
   the whole sentence as one chunk;
 - `<voice> streamed`: the same voice through the local streaming runtime with the addon's own
@@ -50,7 +56,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,8 +71,11 @@ N_CEPSTRA = 24
 MCD_LOG_FLOOR = math.log(1e-4)
 RECOGNISER_RATE = 16000
 #: Placement for --start-service: every block a tenth of a CPU (all fit the local Ray's 2), and
-#: the voices' GriffinLim blocks in one universal deployment, as deploy/placements/ do.
-SERVICE_PLACEMENT = {"default": {"num_cpus": 0.1}, "blocks": {"GriffinLim": {"group": "universal"}}}
+#: the voices' vocoder blocks in one universal deployment, as deploy/placements/ do.
+SERVICE_PLACEMENT = {
+    "default": {"num_cpus": 0.1},
+    "blocks": {"GriffinLim": {"group": "universal"}, "Vocoder": {"group": "universal"}},
+}
 
 
 # --- measures ------------------------------------------------------------------------------------
@@ -181,6 +190,27 @@ class Recogniser:
         return self._decode(self.grammar, pcm)
 
 
+class Scorer:
+    """Scores audio of the held-out sentences against espeak-ng's: MCD-DTW, duration ratio,
+    open-vocabulary hypothesis (unless `open_vocabulary` is off), sentence identification."""
+
+    def __init__(self, heldout: list, open_vocabulary: bool = True):
+        self.heldout = heldout
+        self.references = [words_of(u.text) for u in heldout]
+        self.recogniser = Recogniser(self.references)
+        self.cepstra = Cepstra()
+        self.reference_cepstra = [self.cepstra(u.audio.numpy()) for u in heldout]
+        self.open_vocabulary = open_vocabulary
+
+    def __call__(self, row: Row, index: int, audio: np.ndarray, rate: int) -> None:
+        row.mcd.append(mcd_dtw(self.reference_cepstra[index], self.cepstra(audio)))
+        row.ratio.append(audio.shape[0] / self.heldout[index].audio.shape[0])
+        pcm = to_recogniser(audio, rate)
+        if self.open_vocabulary:
+            row.hypotheses.append(self.recogniser.transcribe(pcm))
+        row.identified.append(self.recogniser.identify(pcm) == self.references[index])
+
+
 # --- systems --------------------------------------------------------------------------------------
 
 
@@ -293,6 +323,54 @@ class AttentionWatch:
         return len(starts), skipped, repeated
 
 
+def vocoder_ceilings(addons) -> list[tuple[str, Callable[[torch.Tensor], np.ndarray]]]:
+    """The vocoders to measure on espeak-ng's own mel, by row name: GriffinLim (the settings of
+    the first voice that ends in it, else its defaults) and the neural Vocoder of the first
+    voice that ends in one, each in one call on the whole sentence."""
+    from voicestack.blocks.base import BuildEnv
+    from voicestack.blocks.griffin_lim import GriffinLim
+    from voicestack.blocks.vocoder import Vocoder
+
+    ends = [(addon, dict(addon.config.stack[-1])) for addon in addons]
+    addon, node = next(((a, n) for a, n in ends if n.get("type") == "GriffinLim"), (addons[0], {}))
+    settings = {k: v for k, v in node.items() if k != "type"}
+    griffin_lim = GriffinLim(GriffinLim.Config(**settings), BuildEnv(addon))
+    out = [("espeak-ng mel -> GriffinLim", lambda mel: griffin_lim.vocode(mel, 0).numpy())]
+    neural = next(((a, n) for a, n in ends if n.get("type") == "Vocoder"), None)
+    if neural is not None:
+        settings = {k: v for k, v in neural[1].items() if k != "type"}
+        network = Vocoder(Vocoder.Config(**settings), BuildEnv(neural[0])).network
+        out.append(
+            (
+                "espeak-ng mel -> neural Vocoder",
+                lambda mel: network.run({"mel": mel})["audio"].numpy(),
+            )
+        )
+    return out
+
+
+@contextmanager
+def swapped_vocoder(voices: list[Path], export_dir: Path | None) -> Iterator[list[Path]]:
+    """Copies of the addon folders with the neural vocoder in `export_dir` installed as their
+    vocoder (addons/recipes/vocoder.py's `install`); the folders themselves if None."""
+    import shutil
+    import tempfile
+
+    if export_dir is None:
+        yield voices
+        return
+    from voicestack.addons.recipes.vocoder import install
+
+    with tempfile.TemporaryDirectory(prefix="quality-vocoder-") as scratch:
+        copies = []
+        for voice in voices:
+            copy = Path(scratch) / voice.name
+            shutil.copytree(voice, copy)
+            install(copy, export_dir)
+            copies.append(copy)
+        yield copies
+
+
 @contextmanager
 def service_client(url: str | None, start_with: list[Path] | None) -> Iterator:
     """An HTTP client for the service: at `url`, or (`start_with`: addon folders) a local Ray
@@ -318,6 +396,76 @@ def fetch(client, voice: str, text: str) -> tuple[np.ndarray, int]:
     response.raise_for_status()
     samples = np.frombuffer(response.content, dtype="<i2")
     return samples.astype(np.float32) / 32767, int(response.headers["X-Sample-Rate"])
+
+
+def measure_all(args, folders: list[Path], score: Scorer) -> list[Row]:
+    """Every row: espeak-ng's audio and the control, the vocoders' ceilings, and the voices in
+    the addon `folders` (local one-shot and streamed, and through the service if asked)."""
+    from tqdm import tqdm
+    from voicestack.addons.loader import load_addon
+    from voicestack.addons.recipes import corpus
+    from voicestack.runtime.local import synthesize
+    from voicestack.runtime.voice import build_voice
+
+    heldout, rate = score.heldout, corpus.SAMPLE_RATE
+    addons = [load_addon(p) for p in folders]
+    suffix = " + neural vocoder" if args.vocoder is not None else ""
+    rows: list[Row] = []
+    if not args.no_references:
+        espeak = Row("espeak-ng audio")
+        for i, u in enumerate(tqdm(heldout, desc=espeak.system)):
+            score(espeak, i, u.audio.numpy(), rate)
+        rows.append(espeak)
+        # Control: each sentence's audio replaced by the next sentence's. Shows what the
+        # measures give for speech of the wrong words (open WER skipped: slow, and moot here).
+        control = Row("control: espeak-ng audio of another sentence")
+        for i in tqdm(range(len(heldout)), desc=control.system):
+            other = heldout[(i + 1) % len(heldout)].audio.numpy()
+            control.mcd.append(mcd_dtw(score.reference_cepstra[i], score.cepstra(other)))
+            control.ratio.append(other.shape[0] / heldout[i].audio.shape[0])
+            control.identified.append(
+                score.recogniser.identify(to_recogniser(other, rate)) == score.references[i]
+            )
+        rows.append(control)
+
+    # The vocoders' ceilings: espeak-ng's own mel through each vocoder the voices use.
+    for name, vocode in [] if args.no_references else vocoder_ceilings(addons):
+        row = Row(name)
+        for i, u in enumerate(tqdm(heldout, desc=row.system)):
+            score(row, i, vocode(u.mel), rate)
+        rows.append(row)
+
+    for addon in [] if args.no_voices or args.no_local else addons:
+        for mode, variant in (("one-shot", _one_shot(addon)), ("streamed", addon)):
+            voice = build_voice(variant)
+            watch = AttentionWatch(voice)
+            row = Row(f"{addon.name}{suffix} {mode}")
+            for i, u in enumerate(tqdm(heldout, desc=row.system)):
+                started = time.perf_counter()
+                audio = synthesize(voice, u.text)
+                row.synth_seconds += time.perf_counter() - started
+                if watch.active:
+                    words, skipped, repeated = watch.count(u.text)
+                    row.words += words
+                    row.skipped_words += skipped
+                    row.repeated_words += repeated
+                row.audio_seconds += audio.shape[0] / rate
+                score(row, i, audio, rate)
+            rows.append(row)
+
+    with service_client(args.service, folders if args.start_service else None) as client:
+        for addon in [] if client is None or args.no_voices else addons:
+            row = Row(f"{addon.name}{suffix}, streamed through the service")
+            for i, u in enumerate(tqdm(heldout, desc=row.system)):
+                started = time.perf_counter()
+                audio, audio_rate = fetch(client, addon.name, u.text)
+                row.synth_seconds += time.perf_counter() - started
+                if audio_rate != rate:
+                    sys.exit(f"{addon.name}: the service sends {audio_rate} Hz, not {rate}")
+                row.audio_seconds += audio.shape[0] / rate
+                score(row, i, audio, rate)
+            rows.append(row)
+    return rows
 
 
 def main() -> None:
@@ -356,100 +504,30 @@ def main() -> None:
         action="store_true",
         help="start the service (local Ray + Serve) with the voices and score each through it",
     )
+    parser.add_argument(
+        "--vocoder",
+        type=Path,
+        default=None,
+        help="a neural vocoder export (vocoder.pt2, vocoder.json) to swap into every voice",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from tqdm import tqdm
-    from voicestack.addons.loader import load_addon
     from voicestack.addons.recipes import corpus
     from voicestack.addons.search_path import BUNDLED
-    from voicestack.blocks.base import BuildEnv
-    from voicestack.blocks.griffin_lim import GriffinLim
-    from voicestack.runtime.local import synthesize
-    from voicestack.runtime.voice import build_voice
 
     heldout = corpus.load_split(args.corpus or corpus.default_dest(), "heldout")
     if args.limit:
         heldout = heldout[: args.limit]
-    references = [words_of(u.text) for u in heldout]
-    recogniser = Recogniser(references)
-    cepstra = Cepstra()
-    reference_cepstra = [cepstra(u.audio.numpy()) for u in heldout]
-    rate = corpus.SAMPLE_RATE
-
+    score = Scorer(heldout, open_vocabulary=not args.no_open)
+    references = score.references
     voices = args.voice or sorted(p.parent for p in BUNDLED.glob("*/addon.json"))
-    addons = [load_addon(p) for p in voices]
-    if not addons:
+    if not voices:
         sys.exit("no voice to measure: train one (make voices) or pass --voice")
-
-    def measure(row: Row, index: int, audio: np.ndarray) -> None:
-        row.mcd.append(mcd_dtw(reference_cepstra[index], cepstra(audio)))
-        row.ratio.append(audio.shape[0] / heldout[index].audio.shape[0])
-        pcm = to_recogniser(audio, rate)
-        if not args.no_open:
-            row.hypotheses.append(recogniser.transcribe(pcm))
-        row.identified.append(recogniser.identify(pcm) == references[index])
-
-    rows: list[Row] = []
-    if not args.no_references:
-        espeak = Row("espeak-ng audio")
-        for i, u in enumerate(tqdm(heldout, desc=espeak.system)):
-            measure(espeak, i, u.audio.numpy())
-        rows.append(espeak)
-        # Control: each sentence's audio replaced by the next sentence's. Shows what the
-        # measures give for speech of the wrong words (open WER skipped: slow, and moot here).
-        control = Row("control: espeak-ng audio of another sentence")
-        for i in tqdm(range(len(heldout)), desc=control.system):
-            other = heldout[(i + 1) % len(heldout)].audio.numpy()
-            control.mcd.append(mcd_dtw(reference_cepstra[i], cepstra(other)))
-            control.ratio.append(other.shape[0] / heldout[i].audio.shape[0])
-            control.identified.append(
-                recogniser.identify(to_recogniser(other, rate)) == references[i]
-            )
-        rows.append(control)
-
-    # The vocoder's ceiling, with the first voice's vocoder block (GriffinLim settings).
-    vocoder_node = addons[0].config.stack[-1]
-    if vocoder_node.get("type") == "GriffinLim" and not args.no_references:
-        settings = {k: v for k, v in vocoder_node.items() if k != "type"}
-        vocoder = GriffinLim(GriffinLim.Config(**settings), BuildEnv(addons[0]))
-        row = Row("espeak-ng mel -> GriffinLim")
-        for i, u in enumerate(tqdm(heldout, desc=row.system)):
-            measure(row, i, vocoder.vocode(u.mel, 0).numpy())
-        rows.append(row)
-
-    for addon in [] if args.no_voices or args.no_local else addons:
-        for mode, variant in (("one-shot", _one_shot(addon)), ("streamed", addon)):
-            voice = build_voice(variant)
-            watch = AttentionWatch(voice)
-            row = Row(f"{addon.name} {mode}")
-            for i, u in enumerate(tqdm(heldout, desc=row.system)):
-                started = time.perf_counter()
-                audio = synthesize(voice, u.text)
-                row.synth_seconds += time.perf_counter() - started
-                if watch.active:
-                    words, skipped, repeated = watch.count(u.text)
-                    row.words += words
-                    row.skipped_words += skipped
-                    row.repeated_words += repeated
-                row.audio_seconds += audio.shape[0] / rate
-                measure(row, i, audio)
-            rows.append(row)
-
-    with service_client(args.service, voices if args.start_service else None) as client:
-        for addon in [] if client is None or args.no_voices else addons:
-            row = Row(f"{addon.name}, streamed through the service")
-            for i, u in enumerate(tqdm(heldout, desc=row.system)):
-                started = time.perf_counter()
-                audio, audio_rate = fetch(client, addon.name, u.text)
-                row.synth_seconds += time.perf_counter() - started
-                if audio_rate != rate:
-                    sys.exit(f"{addon.name}: the service sends {audio_rate} Hz, not {rate}")
-                row.audio_seconds += audio.shape[0] / rate
-                measure(row, i, audio)
-            rows.append(row)
+    with swapped_vocoder(voices, args.vocoder) as folders:
+        rows = measure_all(args, folders, score)
 
     summaries = [r.summary(references) for r in rows]
     print(f"\n{len(heldout)} held-out sentences, {torch.get_num_threads()} torch thread(s)\n")
