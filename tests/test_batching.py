@@ -141,9 +141,9 @@ def test_a_network_exported_for_one_item_at_a_time_is_called_once_per_item(durat
         assert torch.equal(out["encodings"], encoder.run(inputs)["encodings"])
 
 
-def test_a_first_chunk_arriving_while_the_replica_is_busy_runs_next():
-    """One thread, busy: chunks of running streams queue; a new stream's first chunk that
-    arrives after them still runs before them (Griffin-Lim is not batched, TTFA must hold)."""
+def _order_behind_a_busy_thread(waves: list[list[tuple[str, float]]]) -> list[str]:
+    """The order a one-thread batcher runs items in that arrive, wave after wave, while its
+    thread is busy with an earlier item."""
     import threading
 
     seen: list[str] = []
@@ -157,17 +157,24 @@ def test_a_first_chunk_arriving_while_the_replica_is_busy_runs_next():
 
     async def main():
         batcher = Batcher(run, max_size=1, wait_s=0, concurrent=1)
-        running = asyncio.ensure_future(batcher.submit("busy"))
+        futures = [asyncio.ensure_future(batcher.submit("busy", priority=0.0))]
         await asyncio.sleep(0.05)
-        later = [asyncio.ensure_future(batcher.submit(f"later{i}")) for i in range(3)]
-        await asyncio.sleep(0.01)
-        first = asyncio.ensure_future(batcher.submit("first", priority=0))
-        await asyncio.sleep(0.01)
+        for wave in waves:
+            futures += [asyncio.ensure_future(batcher.submit(n, priority=p)) for n, p in wave]
+            await asyncio.sleep(0.01)
         busy.set()
-        await asyncio.gather(running, *later, first)
+        await asyncio.gather(*futures)
 
     _run_async(main())
-    assert seen == ["busy", "first", "later0", "later1", "later2"]
+    return seen
+
+
+def test_a_first_chunk_arriving_while_the_replica_is_busy_runs_next():
+    """One thread, busy: chunks of running streams queue; a new stream's first chunk that
+    arrives after them still runs before them (Griffin-Lim is not batched, TTFA must hold)."""
+    later = [(f"later{i}", 1.0) for i in range(3)]
+    order = _order_behind_a_busy_thread([later, [("first", 0.0)]])
+    assert order == ["busy", "first", "later0", "later1", "later2"]
 
 
 @pytest.mark.parametrize(
@@ -206,30 +213,7 @@ def test_a_chunk_is_due_when_the_listener_has_played_the_chunks_before_it():
 
 
 def test_waiting_chunks_run_earliest_deadline_first():
-    import threading
-
-    seen: list[str] = []
-    busy = threading.Event()
-
-    def run(items):
-        if items == ["busy"]:
-            busy.wait(5)
-        seen.extend(items)
-        return items
-
-    async def main():
-        batcher = Batcher(run, max_size=1, wait_s=0, concurrent=1)
-        running = asyncio.ensure_future(batcher.submit("busy", priority=0.0))
-        await asyncio.sleep(0.05)
-        # Streams with 3 s, 0.2 s and 1 s of audio left; a new stream, due now.
-        waiting = [
-            asyncio.ensure_future(batcher.submit(name, priority=due))
-            for name, due in [("buffered", 103.0), ("nearly dry", 100.2), ("some", 101.0)]
-        ]
-        waiting.append(asyncio.ensure_future(batcher.submit("new stream", priority=100.0)))
-        await asyncio.sleep(0.01)
-        busy.set()
-        await asyncio.gather(running, *waiting)
-
-    _run_async(main())
-    assert seen == ["busy", "new stream", "nearly dry", "some", "buffered"]
+    # Streams with 3 s, 0.2 s and 1 s of audio left; a new stream, due now.
+    waiting = [("buffered", 103.0), ("nearly dry", 100.2), ("some", 101.0), ("new stream", 100.0)]
+    order = _order_behind_a_busy_thread([waiting])
+    assert order == ["busy", "new stream", "nearly dry", "some", "buffered"]
