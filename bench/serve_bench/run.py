@@ -16,11 +16,14 @@ import shlex
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.serve_bench.client import LevelRun, Timeouts, run_level_sync
+from bench.serve_bench.goals import goals
+from bench.serve_bench.goals import markdown as goals_markdown
 from bench.serve_bench.launch import (
     SERVERS,
     Server,
@@ -220,7 +223,9 @@ def write_results(
     """The markdown table, the JSON and the plot; False when the plot could not be made."""
     summaries = [s for s, _ in results]
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{RESULTS}.md").write_text(markdown_report(summaries, meta), encoding="utf-8")
+    report = markdown_report(summaries, meta)
+    report += "\n" + goals_markdown(goals([asdict(s) for s in summaries]))
+    (out / f"{RESULTS}.md").write_text(report, encoding="utf-8")
     write_json(out / f"{RESULTS}.json", results, meta)
     return write_plot(summaries, out / f"{RESULTS}.png", meta["command"])
 
