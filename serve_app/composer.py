@@ -177,12 +177,17 @@ class Composer:
                 return
             if features is None:
                 break
-            following = asyncio.create_task(self._prepare(sentences, index + 1))
-            # Sentences whose encoding has been started when each chunk leaves: the client can
-            # see that sentence n+1 was encoded while sentence n streamed, and no further.
-            started = min(len(sentences), index + 2)
+            # The next sentence is prepared once this one's first chunk is here, not before:
+            # its encoders would otherwise compete with this sentence's first chunk (TTFA for
+            # a 26-sentence text was 1.38 times a one-sentence text's).
+            following: asyncio.Task | None = None
             try:
                 async for audio, mel in self._sentence(features, with_mel, playback):
+                    if following is None:
+                        following = asyncio.create_task(self._prepare(sentences, index + 1))
+                    # Sentences started when this chunk leaves: the client can see that
+                    # sentence n+1 was encoded while sentence n streamed, and no further.
+                    started = min(len(sentences), index + 2)
                     now = time.perf_counter() - t0
                     first_audio_s = now if first_audio_s is None else first_audio_s
                     if mel is not None:
@@ -203,9 +208,10 @@ class Composer:
                         "timing": {"ready_s": round(now, 4), "sentences_started": started},
                     }
             except BaseException:
-                following.cancel()
+                if following is not None:
+                    following.cancel()
                 raise
-            prepared = following
+            prepared = following or asyncio.create_task(self._prepare(sentences, index + 1))
         yield {
             "type": "end",
             "sentences": len(sentences),
