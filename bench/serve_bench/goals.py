@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,57 +28,64 @@ def _find(summaries: Iterable[dict], server: str, text: str, concurrency: int) -
     return None
 
 
-def goals(summaries: list[dict[str, Any]]) -> list[Goal]:
-    out: list[Goal] = []
-
-    def ratio(name: str, a: dict | None, b: dict | None, key: str, limit, text) -> None:
-        if a is None or b is None or not b[key]:
-            out.append(Goal(name, "not measured", None))
-            return
-        value = a[key] / b[key]
-        out.append(Goal(name, text(a[key], b[key], value), limit(value)))
-
-    vs = "voicestack"
-    ratio(
+#: (goal, numerator level, denominator level, summary key, holds, unit): each a ratio of two
+#: levels of the same run; a level is (server, text, concurrency).
+RATIOS: list[tuple[str, tuple, tuple, str, Callable[[float], bool], str]] = [
+    (
         "TTFA, 2,000 characters / one sentence (voicestack, 1 stream) <= 1.3",
-        _find(summaries, vs, "2000", 1),
-        _find(summaries, vs, "sentence", 1),
+        ("voicestack", "2000", 1),
+        ("voicestack", "sentence", 1),
         "ttfa_p50_ms",
         lambda r: r <= 1.3,
-        lambda a, b, r: f"{a:.0f} / {b:.0f} ms = {r:.2f}",
-    )
-    ratio(
+        " ms",
+    ),
+    (
         "TTFA, naive / voicestack, 2,000 characters, 1 stream >= 20",
-        _find(summaries, "naive", "2000", 1),
-        _find(summaries, vs, "2000", 1),
+        ("naive", "2000", 1),
+        ("voicestack", "2000", 1),
         "ttfa_p50_ms",
         lambda r: r >= 20,
-        lambda a, b, r: f"{a:.0f} / {b:.0f} ms = {r:.1f}",
-    )
-    ratio(
+        " ms",
+    ),
+    (
         "RTFX, voicestack / in-process streaming, 400 characters, 16 streams >= 0.8",
-        _find(summaries, vs, "400", 16),
-        _find(summaries, "streaming", "400", 16),
+        ("voicestack", "400", 16),
+        ("streaming", "400", 16),
         "rtfx",
         lambda r: r >= 0.8,
-        lambda a, b, r: f"{a:.1f} / {b:.1f} = {r:.2f}",
-    )
-    ratio(
+        "",
+    ),
+    (
         "RTFX, batching on / off, 400 characters, 16 streams >= 1.5",
-        _find(summaries, vs, "400", 16),
-        _find(summaries, "voicestack-unbatched", "400", 16),
+        ("voicestack", "400", 16),
+        ("voicestack-unbatched", "400", 16),
         "rtfx",
         lambda r: r >= 1.5,
-        lambda a, b, r: f"{a:.1f} / {b:.1f} = {r:.2f}",
-    )
-    ratio(
+        "",
+    ),
+    (
         "p99 TTFA, batching on / off, 400 characters, 16 streams <= 2",
-        _find(summaries, vs, "400", 16),
-        _find(summaries, "voicestack-unbatched", "400", 16),
+        ("voicestack", "400", 16),
+        ("voicestack-unbatched", "400", 16),
         "ttfa_p99_ms",
         lambda r: r <= 2,
-        lambda a, b, r: f"{a:.0f} / {b:.0f} ms = {r:.2f}",
-    )
+        " ms",
+    ),
+]
+
+
+def goals(summaries: list[dict[str, Any]]) -> list[Goal]:
+    out: list[Goal] = []
+    for name, top, bottom, key, holds, unit in RATIOS:
+        a, b = _find(summaries, *top), _find(summaries, *bottom)
+        if a is None or b is None or not b[key]:
+            out.append(Goal(name, "not measured", None))
+            continue
+        value = a[key] / b[key]
+        digits = 0 if unit else 1
+        measured = f"{a[key]:.{digits}f} / {b[key]:.{digits}f}{unit} = {value:.2f}"
+        out.append(Goal(name, measured, holds(value)))
+    vs = "voicestack"
     for server in (vs, "voicestack-unbatched"):
         rows = [s for s in summaries if s["server"] == server]
         if not rows:
