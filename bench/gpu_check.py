@@ -20,6 +20,7 @@ import torch
 from voicestack.addons.loader import load_addon
 from voicestack.addons.recipes.test_voices import build_test_voices
 from voicestack.blocks.base import BuildEnv
+from voicestack.blocks.chunk import with_context
 from voicestack.blocks.registry import REGISTRY
 from voicestack.placement.config import Placement
 from voicestack.runtime.plan import compile_plan
@@ -56,7 +57,8 @@ def run(addon, placement: dict, features: dict) -> tuple[dict, dict]:
     outputs: dict[str, list] = {n: [] for n in names}
     for seq in sequence:
         features = seq(addon.name, features)
-    for chunk in source.stream(addon.name, features, need):
+    # What SourceServer.stream runs (an async generator in the replica), chunk by chunk.
+    for chunk in with_context(source.blocks[addon.name].stream(features, None), *need):
         for name, (server, keep) in zip(names, steps, strict=True):
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
