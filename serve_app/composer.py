@@ -164,7 +164,6 @@ class Composer:
         if not sentences:
             yield _error(400, "nothing to say: the text has no speakable sentence")
             return
-        chunks = 0
         first_audio_s = None
         playback = Playback()
         prepared = asyncio.create_task(self._prepare(sentences, 0))
@@ -199,7 +198,6 @@ class Composer:
                         }
                     samples = audio.core[:, 0].numpy()
                     playback.sent(samples.shape[0] / self.voice["sample_rate"])
-                    chunks += 1
                     yield {
                         "type": "audio",
                         "sentence": index,
@@ -215,7 +213,7 @@ class Composer:
         yield {
             "type": "end",
             "sentences": len(sentences),
-            "chunks": chunks,
+            "chunks": playback.sent_chunks,
             "audio_s": round(playback.audio_s, 4),
             "first_audio_s": first_audio_s,
             "wall_s": round(time.perf_counter() - t0, 4),

@@ -137,13 +137,13 @@ class ChunkServer(_LeafServer):
         # 40% more CPU per second of audio than one (bench/profile_service.py).
         self.threads = placement.threads or max(1, int(placement.num_cpus))
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="chunk")
-        # Every call goes through the batcher, batched or not: its queue puts a new stream's
-        # first chunk ahead of the later chunks of streams already playing.
+        # Every call goes through the batcher, batched or not (a batch of one never waits):
+        # its queue runs waiting chunks earliest deadline first.
         batching = placement.batching
         self.batcher = Batcher(
             apply_items,
             batching.max_batch_size,
-            batching.wait_ms / 1000 if batching.max_batch_size > 1 else 0.0,
+            batching.wait_ms / 1000,
             concurrent=self.threads,
             executor=self._pool,
         )
