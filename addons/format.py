@@ -1,6 +1,7 @@
 """The addon format: what `addon.json` holds, as typed objects validated once at load.
 
-An addon is a folder: `addon.json` plus one torch.export archive per network. Every field is
+An addon is a folder: `addon.json` plus one file per network, a torch.export archive (`.pt2`)
+or an ONNX model (`.onnx`, run by onnxruntime). Every field is
 checked here, with errors that name the key; cross-field checks (files named by networks,
 symbols consistent) name the values that disagree.
 """
@@ -59,6 +60,13 @@ class TensorSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     dtype: Literal["float32", "int64"] = "float32"
     shape: list[Dim] = Field(min_length=1)
+    noise: float | None = Field(
+        default=None,
+        ge=0,
+        description="inputs only: not a feature but noise the host draws for each sentence, "
+        "standard normal times this scale, from the request's seed (a VITS duration "
+        "predictor's noise), so that the same seed gives the same audio",
+    )
 
     @field_validator("shape")
     @classmethod
@@ -89,7 +97,10 @@ class TensorSpec(_Strict):
 class NetworkSpec(_Strict):
     """A network of the addon: its archive, what it is for, and its inputs and outputs."""
 
-    file: str = Field(pattern=r"^[A-Za-z0-9_.-]+\.pt2$", description="archive in the addon folder")
+    file: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+\.(pt2|onnx)$",
+        description="in the addon folder: a torch.export archive (.pt2) or an ONNX model (.onnx)",
+    )
     role: Literal["encoder", "decoder", "vocoder", "attention_decoder"]
     inputs: list[TensorSpec] = Field(min_length=1)
     outputs: list[TensorSpec] = Field(min_length=1)
@@ -99,6 +110,10 @@ class NetworkSpec(_Strict):
         description="frames on each side that one output frame depends on; None if unbounded",
     )
 
+    @property
+    def backend(self) -> Literal["torch", "onnx"]:
+        return "onnx" if self.file.endswith(".onnx") else "torch"
+
     @model_validator(mode="after")
     def _unique_names(self) -> NetworkSpec:
         for side in ("inputs", "outputs"):
@@ -106,6 +121,9 @@ class NetworkSpec(_Strict):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{side} names repeat: {dupes}")
+        noisy_outputs = [t.name for t in self.outputs if t.noise is not None]
+        if noisy_outputs:
+            raise ValueError(f"outputs cannot be noise: {noisy_outputs}")
         return self
 
 

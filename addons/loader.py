@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
-from voicestack.addons.format import ADDON_FILE, AddonConfig
+from voicestack.addons.format import ADDON_FILE, AddonConfig, NetworkSpec
 from voicestack.blocks.errors import ConfigError, Problem
 
 if TYPE_CHECKING:
@@ -59,8 +59,6 @@ class Addon:
 
     def network(self, name: str, placement: BlockPlacement, path: str = "") -> Network:
         """The network `name` on `placement`'s device and shape policy (cached per placement)."""
-        from voicestack.addons.archive import load_exported_program as load_program
-        from voicestack.addons.network import Network, check_signature, check_static_sizes
 
         spec = self.config.networks.get(name)
         if spec is None:
@@ -79,20 +77,35 @@ class Addon:
             shared_key = (digest, spec.model_dump_json(), key[1])
             network = _SHARED.get(shared_key)
             if network is None:
-                program = load_program(file)
-                problems = check_signature(program, spec, f"networks.{name}")
-                problems += check_static_sizes(
-                    program, spec, placement.shapes, f"{path or 'placement'}: network {name!r}"
-                )
-                if problems:
-                    raise AddonError(problems)
-                network = Network(name, spec, program, placement)
+                where = f"{path or 'placement'}: network {name!r}"
+                network = load_network(self.root, name, spec, placement, where)
                 _SHARED[shared_key] = network
             self._networks[key] = network
         return self._networks[key]
 
     def __repr__(self) -> str:
         return f"Addon({self.name!r}, {str(self.root)!r})"
+
+
+def load_network(
+    root: Path, name: str, spec: NetworkSpec, placement: BlockPlacement, where: str
+) -> Network:
+    """Inspect the network's file, load it with its backend, and check it against its
+    declaration and the placement; every problem raised as an AddonError naming the key."""
+    file = root / spec.file
+    if spec.backend == "onnx":
+        from voicestack.addons.onnx_network import OnnxNetwork
+
+        return OnnxNetwork.load(root, file, name, spec, placement, where)
+    from voicestack.addons.archive import load_exported_program
+    from voicestack.addons.network import ExportedNetwork, check_signature, check_static_sizes
+
+    program = load_exported_program(file)
+    problems = check_signature(program, spec, f"networks.{name}")
+    problems += check_static_sizes(program, spec, placement.shapes, where)
+    if problems:
+        raise AddonError(problems)
+    return ExportedNetwork(name, spec, program, placement)
 
 
 def read_config(root: Path) -> AddonConfig:

@@ -30,31 +30,33 @@ class NetworkCall:
 
 
 class Network:
-    """One exported network on one device, under one shape policy."""
+    """One network on one device, under one shape policy.
 
-    def __init__(self, name: str, spec: NetworkSpec, program: Any, placement: BlockPlacement):
+    The host-side work (batch axis, mask, padding, splitting, trimming) is here; a backend
+    (`ExportedNetwork` for torch.export archives, `OnnxNetwork` for ONNX models) only runs the
+    batched call on the device (`_forward`).
+    """
+
+    def __init__(self, name: str, spec: NetworkSpec, placement: BlockPlacement, max_batch: int):
         import torch
 
         self.name = name
         self.spec = spec
         self.device = torch.device(placement.device)
         self.shapes = placement.shapes
-        # Moved to its device on first use (`ready`), so a process that only builds and checks
-        # a voice (a deploy-time builder on a node without the device) never touches it.
-        self.module = program.module()
-        self._on_device = self.device.type == "cpu"
-        #: How many items one call may take (1 for an archive exported with a fixed batch of 1).
-        self.max_batch = exported_batch_limit(program, spec)
+        #: How many items one call may take (1 for a network exported with a fixed batch of 1).
+        self.max_batch = max_batch
         #: Shapes of every call, by input name, while `recording` is set (tests, diagnostics).
         self.recording = False
         self.calls: list[NetworkCall] = []
 
     def ready(self) -> Network:
         """Put the network on its device now (a replica does this at start, to fail early)."""
-        if not self._on_device:
-            self.module = self.module.to(self.device)
-            self._on_device = True
         return self
+
+    def _forward(self, args: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """One call on batched inputs (in the declared order); the outputs in declared order."""
+        raise NotImplementedError
 
     @property
     def length_inputs(self) -> list[TensorSpec]:
@@ -161,11 +163,7 @@ class Network:
             shapes = {t.name: tuple(a.shape) for t, a in zip(self.spec.inputs, args, strict=True)}
             for length in lengths:
                 self.calls.append(NetworkCall(shapes, length))
-        self.ready()
-        with torch.inference_mode():
-            raw = self.module(*args)
-        if not isinstance(raw, (tuple, list)):
-            raw = (raw,)
+        raw = self._forward(args)
         results = []
         for i, length in enumerate(lengths):
             outs = {}
@@ -198,6 +196,31 @@ class Network:
                 dtype = torch.long if t.dtype == "int64" else torch.float32
                 inputs[t.name] = torch.zeros(shape, dtype=dtype)
             self.run(inputs)
+
+
+class ExportedNetwork(Network):
+    """A torch.export archive, run by torch on the placement's device."""
+
+    def __init__(self, name: str, spec: NetworkSpec, program: Any, placement: BlockPlacement):
+        super().__init__(name, spec, placement, exported_batch_limit(program, spec))
+        # Moved to its device on first use (`ready`), so a process that only builds and checks
+        # a voice (a deploy-time builder on a node without the device) never touches it.
+        self.module = program.module()
+        self._on_device = self.device.type == "cpu"
+
+    def ready(self) -> Network:
+        if not self._on_device:
+            self.module = self.module.to(self.device)
+            self._on_device = True
+        return self
+
+    def _forward(self, args: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        import torch
+
+        self.ready()
+        with torch.inference_mode():
+            raw = self.module(*args)
+        return tuple(raw) if isinstance(raw, (tuple, list)) else (raw,)
 
 
 def exported_batch_limit(program: Any, spec: NetworkSpec) -> int:

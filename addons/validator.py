@@ -1,6 +1,6 @@
 """`voicestack addon validate`: every problem of an addon, each with the key it concerns.
 
-Checks, in order: addon.json against the format; each network archive (safe to load, and its
+Checks, in order: addon.json against the format; each network file (safe to load, and its
 inputs and outputs as declared); the front end and stack (types known, keys valid, each block's
 inputs produced before it, receptive fields covered). Later checks need earlier ones to pass
 only where they depend on them, so one run reports as much as it can.
@@ -14,9 +14,9 @@ from voicestack.blocks.errors import ConfigError, Problem
 
 
 def validate_addon(path: Path) -> list[Problem]:
-    from voicestack.addons.archive import UnsafeArchiveError, load_exported_program
-    from voicestack.addons.loader import Addon, read_config
-    from voicestack.addons.network import check_signature
+    from voicestack.addons.archive import UnsafeArchiveError
+    from voicestack.addons.loader import Addon, load_network, read_config
+    from voicestack.placement.config import BlockPlacement
     from voicestack.runtime.voice import build_voice
 
     root = Path(path).resolve()
@@ -27,14 +27,13 @@ def validate_addon(path: Path) -> list[Problem]:
     problems: list[Problem] = []
     for name, spec in config.networks.items():
         try:
-            program = load_exported_program(root / spec.file)
+            load_network(root, name, spec, BlockPlacement(), f"networks.{name}")
         except UnsafeArchiveError as e:
             problems.append(Problem(f"networks.{name}.file", str(e)))
-            continue
-        except Exception as e:  # a corrupt archive torch cannot read
+        except ConfigError as e:  # declared inputs or outputs the network does not have
+            problems += e.problems
+        except Exception as e:  # a corrupt file its backend cannot read
             problems.append(Problem(f"networks.{name}.file", f"cannot be loaded: {e}"))
-            continue
-        problems += check_signature(program, spec, f"networks.{name}")
     if problems:
         return problems
     try:
