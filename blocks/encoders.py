@@ -29,7 +29,10 @@ class Encoder(SequenceBlock):
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        return tuple(t.name for t in self.network.spec.inputs if t.name != "mask")
+        """The features it reads: the network's inputs but its mask and the noise it draws."""
+        return tuple(
+            t.name for t in self.network.spec.inputs if t.name != "mask" and t.noise is None
+        )
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -38,7 +41,29 @@ class Encoder(SequenceBlock):
     def __call__(self, features: Features) -> dict[str, Any]:
         starts = features.get("word_starts")
         boundaries = starts.tolist() if starts is not None else None
-        return self.network.run({name: features[name] for name in self.inputs}, boundaries)
+        inputs = {name: features[name] for name in self.inputs}
+        inputs.update(self._noise(features, inputs))
+        return self.network.run(inputs, boundaries)
+
+    def _noise(self, features: Features, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The network's noise inputs for this sentence (see blocks/noise.py), sized along the
+        length of its other inputs."""
+        from voicestack.blocks.noise import standard_normal
+
+        noisy = [t for t in self.network.spec.inputs if t.noise is not None]
+        if not noisy:
+            return {}
+        length = next(
+            inputs[t.name].shape[t.length_axis - 1]
+            for t in self.network.spec.inputs
+            if t.name in inputs and t.length_axis is not None
+        )
+        out = {}
+        for t in noisy:
+            shape = [length if isinstance(d, str) else d for d in t.shape[1:]]
+            purpose = f"{self.config.network}.{t.name}"
+            out[t.name] = standard_normal(features, purpose, shape) * t.noise
+        return out
 
 
 class Encoders(SequenceBlockContainer):

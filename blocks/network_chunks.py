@@ -47,6 +47,9 @@ class NetworkChunkBlock(ChunkwiseBlock):
             )
         self._input = inputs[0].name
         self._scale = spec.outputs[0].length_scale
+        if self._scale > 1 and self.produces == "mel":
+            # A decoder whose network makes audio itself (a VITS flow and generator).
+            self.produces = "audio"  # type: ignore[misc]
         rf = spec.receptive_field_frames
         if rf is None:
             raise StackError(

@@ -28,6 +28,7 @@ BUILTIN_BLOCKS: Mapping[str, str] = {
     "SequenceBlockContainer": "voicestack.blocks.container:SequenceBlockContainer",
     "StreamableStack": "voicestack.blocks.stack:StreamableStack",
     "Frontend": "voicestack.blocks.frontend:Frontend",
+    "PiperFrontend": "voicestack.blocks.piper_frontend:PiperFrontend",
     "Encoder": "voicestack.blocks.encoders:Encoder",
     "Encoders": "voicestack.blocks.encoders:Encoders",
     "CustomizedEncoders": "voicestack.blocks.encoders:CustomizedEncoders",

@@ -8,12 +8,22 @@ chunks; the first chunk may be smaller so the first audio leaves sooner.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
 from pydantic import Field
 from voicestack.blocks.base import BlockConfig
 from voicestack.blocks.chunk import Chunk
 from voicestack.blocks.sequence import Features
 from voicestack.blocks.streamable import StreamableBlock
+
+
+class Prior(BlockConfig):
+    """Frames drawn from a normal prior, as a VITS model does before its flow: each encoding
+    holds a mean and a log standard deviation (the two halves of its channels), and each frame
+    is mean + noise * exp(log std) * noise_scale, the noise drawn per sentence from the
+    request's seed (blocks/noise.py)."""
+
+    noise_scale: float = Field(default=0.667, ge=0)
 
 
 class Upsampler(StreamableBlock):
@@ -31,6 +41,13 @@ class Upsampler(StreamableBlock):
         )
         speed: float = Field(default=1.0, gt=0, description="> 1 speaks faster")
         max_frames: int = Field(default=20000, ge=1, description="cap on one sentence's frames")
+        rounding: Literal["round", "ceil"] = Field(
+            default="round",
+            description="predicted durations to whole frames: 'round', or 'ceil' as VITS does",
+        )
+        prior: Prior | None = Field(
+            default=None, description="sample frames from a prior (VITS); none: the encodings"
+        )
 
     config: Config
 
@@ -42,7 +59,9 @@ class Upsampler(StreamableBlock):
         """Integer frames per symbol from predicted (float) durations."""
         import torch
 
-        return torch.clamp(torch.round(durations.float() / self.config.speed), min=0).long()
+        scaled = durations.float() / self.config.speed
+        whole = torch.ceil(scaled) if self.config.rounding == "ceil" else torch.round(scaled)
+        return torch.clamp(whole, min=0).long()
 
     def stream(self, features: Features, upstream: Iterator[Chunk] | None) -> Iterator[Chunk]:
         import torch
@@ -58,6 +77,8 @@ class Upsampler(StreamableBlock):
             frames.shape[0] == 0
         ):  # every duration rounded to 0: one frame so the stream is not empty
             frames = encodings[:1]
+        if self.config.prior is not None:
+            frames = self._sample(frames, features)
         total = frames.shape[0]
         start = 0
         size = self.config.first_chunk_frames or self.config.chunk_frames
@@ -65,6 +86,15 @@ class Upsampler(StreamableBlock):
             end = min(total, start + size)
             yield Chunk(frames[start:end], start=start, is_last=end == total)
             start, size = end, self._next_size(size)
+
+    def _sample(self, frames, features: Features):
+        """The whole sentence's frames from the prior at once, so chunks cannot change them."""
+        import torch
+        from voicestack.blocks.noise import standard_normal
+
+        mean, log_std = frames.chunk(2, dim=-1)
+        noise = standard_normal(features, "prior", mean.shape)
+        return mean + noise * torch.exp(log_std) * self.config.prior.noise_scale
 
     def _next_size(self, size: int) -> int:
         """Small first chunks for an early first sound, then larger ones: every chunk costs

@@ -6,6 +6,7 @@ voicestack demo
 voicestack addon inspect PATH
 voicestack addon validate PATH
 voicestack addon build-test-voices DEST
+voicestack addon import piper MODEL.onnx [CONFIG.json] -o DIR [--name NAME]
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     first = None
     chunks = []
-    for chunk in synthesize_stream(voice, text):
+    for chunk in synthesize_stream(voice, text, seed=args.seed):
         first = first if first is not None else time.perf_counter() - t0
         chunks.append(chunk.core[:, 0].numpy())
     total = time.perf_counter() - t0
@@ -121,6 +122,25 @@ def cmd_build_test_voices(args: argparse.Namespace) -> int:
     for folder in build_test_voices(Path(args.dest)):
         print(folder)
     return 0
+
+
+def cmd_import_piper(args: argparse.Namespace) -> int:
+    from voicestack.addons.piper_import import import_piper
+    from voicestack.addons.validator import validate_addon
+
+    out = import_piper(
+        Path(args.model),
+        args.config and Path(args.config),
+        Path(args.output),
+        args.name,
+        split_generator=not args.whole_decoder,
+    )
+    problems = validate_addon(out)
+    for p in problems:
+        print(f"{out}: {p}", file=sys.stderr)
+    if not problems:
+        print(f"{out}: imported and valid")
+    return 1 if problems else 0
 
 
 def cmd_deploy_build(args: argparse.Namespace) -> int:
@@ -200,6 +220,9 @@ def parser() -> argparse.ArgumentParser:
     synth.add_argument("--text", help="the text (default: read standard input)")
     synth.add_argument("-o", "--output", required=True, help="WAV file to write")
     synth.add_argument("--placement", help="placement file (YAML/JSON) laid over the addon's")
+    synth.add_argument(
+        "--seed", type=int, help="fix a generative voice's noise (same seed, same audio)"
+    )
     synth.set_defaults(func=cmd_synth)
 
     demo = sub.add_parser("demo", help="stream a text through every voice (local runtime)")
@@ -238,6 +261,22 @@ def parser() -> argparse.ArgumentParser:
     )
     dbuild.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
     dbuild.set_defaults(func=cmd_deploy_build)
+
+    imports = addon.add_parser("import", help="make an addon from another engine's voice")
+    importers = imports.add_subparsers(dest="import_format", required=True)
+    piper = importers.add_parser(
+        "piper", help="a Piper voice (VITS in ONNX): Encoders -> Upsampler -> Decoder, streamed"
+    )
+    piper.add_argument("model", help="the voice's .onnx file")
+    piper.add_argument("config", nargs="?", help="its JSON (default: MODEL.json)")
+    piper.add_argument("-o", "--output", required=True, help="addon folder to write")
+    piper.add_argument("--name", help="the voice's name (default: the dataset's name)")
+    piper.add_argument(
+        "--whole-decoder",
+        action="store_true",
+        help="flow and HiFi-GAN as one Decoder (default: the HiFi-GAN as a Vocoder after it)",
+    )
+    piper.set_defaults(func=cmd_import_piper)
 
     build = addon.add_parser("build-test-voices", help="build the two test voices into DEST")
     build.add_argument("dest")

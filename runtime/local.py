@@ -14,18 +14,31 @@ from voicestack.blocks.chunk import Chunk
 from voicestack.runtime.voice import Voice
 
 
-def synthesize_stream(voice: Voice, text: str) -> Iterator[Chunk]:
+def synthesize_stream(voice: Voice, text: str, seed: int | None = None) -> Iterator[Chunk]:
     """Audio chunks for `text`, in order: (samples, 1) float32 cores, `start` in samples from
-    the start of their sentence, `is_last` on each sentence's last chunk."""
-    sentences = voice.sentences(text)
-    if not sentences:
+    the start of their sentence, `is_last` on each sentence's last chunk.
+
+    A sentence with nothing to say is skipped, as the service skips it; a text with no
+    speakable sentence at all is a ValueError. `seed` fixes the noise of a generative voice
+    (one is drawn when it is None)."""
+    from voicestack.blocks.frontend import NothingToSayError
+    from voicestack.blocks.noise import new_seed
+    from voicestack.runtime.plan import stream_local
+
+    seed = new_seed() if seed is None else seed
+    spoken = False
+    for index, sentence in enumerate(voice.sentences(text)):
+        try:
+            features = voice.features(sentence, seed, index)
+        except NothingToSayError:
+            continue
+        spoken = True
+        yield from stream_local(voice.plan, features)
+    if not spoken:
         raise ValueError("nothing to say: the text has no speakable sentence")
-    for sentence in sentences:
-        yield from voice.stream_sentence(sentence)
 
 
-def synthesize(voice: Voice, text: str) -> np.ndarray:
+def synthesize(voice: Voice, text: str, seed: int | None = None) -> np.ndarray:
     """The whole waveform for `text`: float32, mono, at `voice.sample_rate`."""
-    return np.concatenate([c.core[:, 0].numpy() for c in synthesize_stream(voice, text)]).astype(
-        np.float32
-    )
+    chunks = synthesize_stream(voice, text, seed)
+    return np.concatenate([c.core[:, 0].numpy() for c in chunks]).astype(np.float32)

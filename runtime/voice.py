@@ -43,12 +43,23 @@ class Voice:
     def sentences(self, text: str) -> list[str]:
         return self.frontend.sentences(text)  # type: ignore[attr-defined]
 
-    def stream_sentence(self, sentence: str) -> Iterator[Chunk]:
+    def features(self, sentence: str, seed: int | None = None, index: int = 0) -> dict[str, Any]:
+        """The front end's features of one sentence, with the request's seed and the sentence's
+        index (what the voice's noise is drawn from, blocks/noise.py). Raises
+        NothingToSayError for a sentence without anything to say."""
+        from voicestack.blocks.noise import SEED, SENTENCE
+
+        features = self.frontend({"text": sentence})
+        features[SEED], features[SENTENCE] = seed, index
+        return features
+
+    def stream_sentence(
+        self, sentence: str, seed: int | None = None, index: int = 0
+    ) -> Iterator[Chunk]:
         """Audio chunks of one sentence, made as they are asked for."""
         from voicestack.runtime.plan import stream_local
 
-        features = self.frontend({"text": sentence})
-        return stream_local(self.plan, features)
+        return stream_local(self.plan, self.features(sentence, seed, index))
 
     def networks(self) -> list[Network]:
         """The networks this voice's blocks call."""

@@ -139,13 +139,19 @@ class Composer:
             out[key] = await handle.where.remote()
         return out
 
-    async def synthesize(self, text: str, with_mel: bool = False) -> AsyncIterator[dict]:
+    async def synthesize(
+        self, text: str, with_mel: bool = False, seed: int | None = None
+    ) -> AsyncIterator[dict]:
         """Messages for one request: {"type": "audio", ...} and {"type": "mel", ...} as they are
         made, then {"type": "end", ...}; or {"type": "error", ...}, first if the request is bad
-        or the voice is at capacity (status 503, with `retry_after_s`)."""
+        or the voice is at capacity (status 503, with `retry_after_s`). `seed` fixes a
+        generative voice's noise; without one a seed is drawn, and the end message says it."""
+        from voicestack.blocks.noise import new_seed
+
         try:
             async with self.admission.slot():
-                async for message in self._synthesize(text, with_mel):
+                seed = new_seed() if seed is None else seed
+                async for message in self._synthesize(text, with_mel, seed):
                     yield message
         except Overloaded as e:
             yield {**_error(503, f"voice {self.name!r} is {e}"), "retry_after_s": e.retry_after_s}
@@ -154,7 +160,7 @@ class Composer:
         """Streams playing and waiting in this replica (tests, diagnostics)."""
         return {"active": self.admission.active, "waiting": self.admission.waiting}
 
-    async def _synthesize(self, text: str, with_mel: bool) -> AsyncIterator[dict]:
+    async def _synthesize(self, text: str, with_mel: bool, seed: int) -> AsyncIterator[dict]:
         t0 = time.perf_counter()
         try:
             sentences = await asyncio.to_thread(self.frontend.sentences, text)
@@ -166,7 +172,7 @@ class Composer:
             return
         first_audio_s = None
         playback = Playback()
-        prepared = asyncio.create_task(self._prepare(sentences, 0))
+        prepared = asyncio.create_task(self._prepare(sentences, 0, seed))
         index = 0
         while prepared is not None:
             try:
@@ -183,7 +189,7 @@ class Composer:
             try:
                 async for audio, mel in self._sentence(features, with_mel, playback):
                     if following is None:
-                        following = asyncio.create_task(self._prepare(sentences, index + 1))
+                        following = asyncio.create_task(self._prepare(sentences, index + 1, seed))
                     # Sentences started when this chunk leaves: the client can see that
                     # sentence n+1 was encoded while sentence n streamed, and no further.
                     started = min(len(sentences), index + 2)
@@ -209,7 +215,7 @@ class Composer:
                 if following is not None:
                     following.cancel()
                 raise
-            prepared = following or asyncio.create_task(self._prepare(sentences, index + 1))
+            prepared = following or asyncio.create_task(self._prepare(sentences, index + 1, seed))
         yield {
             "type": "end",
             "sentences": len(sentences),
@@ -217,12 +223,14 @@ class Composer:
             "audio_s": round(playback.audio_s, 4),
             "first_audio_s": first_audio_s,
             "wall_s": round(time.perf_counter() - t0, 4),
+            "seed": seed,
         }
 
-    async def _prepare(self, sentences: list[str], index: int):
+    async def _prepare(self, sentences: list[str], index: int, seed: int):
         """Front end, then the sequence deployments, for the first speakable sentence from
         `index` on. Returns (its index, a response holding its features) or (index, None)."""
         from voicestack.blocks.frontend import NothingToSayError
+        from voicestack.blocks.noise import SEED, SENTENCE
 
         while index < len(sentences):
             try:
@@ -230,6 +238,7 @@ class Composer:
             except NothingToSayError:
                 index += 1
                 continue
+            features[SEED], features[SENTENCE] = seed, index
             response: Any = features
             for leaf in self.voice["sequence_leaves"]:
                 response = self.handles[leaf["key"]].remote(self.name, response)

@@ -2,7 +2,7 @@
 
 GET  /healthz                 {"status": "ok", "voices": N}
 GET  /v1/voices               each voice: name, architecture, language, sample rate, stack, placement
-POST /v1/synthesize           {voice, text, format: wav|pcm|msgpack, sample_rate?, with_mel?}
+POST /v1/synthesize           {voice, text, format: wav|pcm|msgpack, sample_rate?, with_mel?, seed?}
 
 The ingress finds voices by their Serve application names (`voice-NAME`), so a voice added with
 `serve deploy` is served without redeploying the ingress. A bad request is answered with a 4xx
@@ -40,6 +40,13 @@ class SynthesizeRequest(BaseModel):
     format: Literal["wav", "pcm", "msgpack"] = "wav"
     sample_rate: int | None = Field(default=None, ge=8000, le=96000)
     with_mel: bool = Field(default=False, description="msgpack only: also stream mel chunks")
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        lt=2**63,
+        description="fixes a generative voice's noise (VITS): the same request and seed give "
+        "the same audio; without one a seed is drawn (the msgpack end message says which)",
+    )
 
 
 @api.exception_handler(RequestValidationError)
@@ -187,7 +194,9 @@ class Ingress:
         info = await self._describe(request.voice, handle)
         native = info["sample_rate"]
         rate = request.sample_rate or native
-        stream = handle.options(stream=True).synthesize.remote(request.text, request.with_mel)
+        stream = handle.options(stream=True).synthesize.remote(
+            request.text, request.with_mel, request.seed
+        )
         try:
             first = await stream.__anext__()
         except StopAsyncIteration:

@@ -132,6 +132,7 @@ def test_voices_are_found_on_the_search_path(voices_dir, monkeypatch):
 
 def test_with_no_voice_installed_the_test_voices_are_built_on_first_use(tmp_path, monkeypatch):
     monkeypatch.setattr("voicestack.addons.search_path.BUNDLED", tmp_path / "none")
+    monkeypatch.setattr("voicestack.addons.search_path.PACKAGED_PIPER_VOICES", {})
     monkeypatch.delenv("VOICESTACK_ADDONS", raising=False)
     monkeypatch.setenv("VOICESTACK_CACHE", str(tmp_path / "cache"))
     voices = find_voices()

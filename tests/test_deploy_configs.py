@@ -50,16 +50,28 @@ def test_the_cluster_config_places_encoders_on_inferentia_decoders_on_gpus_and_o
     config = yaml.safe_load((ROOT / "deploy/cluster.yaml").read_text())
     apps = {a["name"]: a for a in config["applications"]}
     voices = [a for a in apps.values() if a["name"].startswith("voice-")]
-    assert len(voices) >= 2
+    assert len(voices) >= 3
     for app in voices:
         deployments = {d["name"]: d for d in app["deployments"]}
-        assert deployments["Encoders"]["ray_actor_options"]["resources"] == {"inferentia": 1}
+        # The Piper voice's ONNX encoder runs where onnxruntime runs: CPU nodes.
+        onnx = app["args"]["addon"] == "joe"
+        wanted = {} if onnx else {"inferentia": 1}
+        assert deployments["Encoders"]["ray_actor_options"].get("resources", {}) == wanted
         decoder = deployments.get("Decoder") or deployments["AttentionDecoder"]
         assert decoder["ray_actor_options"]["num_gpus"] > 0
         assert decoder["autoscaling_config"]["max_replicas"] >= 4
         assert not {"Vocoder", "GriffinLim"} & set(deployments)  # served by the group app
-    (universal,) = [a for a in apps.values() if a["name"].startswith("group-universal-")]
-    assert {v["addon"] for v in universal["args"]["voices"]} == {a["args"]["addon"] for a in voices}
+    # One deployment per vocoder kind serves every voice that uses it: Griffin-Lim for the
+    # espeak voices, the Piper voice's HiFi-GAN on the GPUs.
+    groups = {a["name"]: a for a in apps.values() if a["name"].startswith("group-universal-")}
+    served = {v["addon"]: g for g, a in groups.items() for v in a["args"]["voices"]}
+    assert served == {
+        "espeak-attention": "group-universal-griffinlim",
+        "espeak-duration": "group-universal-griffinlim",
+        "joe": "group-universal-vocoder",
+    }
+    (vocoder,) = groups["group-universal-vocoder"]["deployments"]
+    assert vocoder["ray_actor_options"]["num_gpus"] > 0
 
 
 def test_the_rayservice_embeds_the_cluster_config_and_declares_the_node_resources():
