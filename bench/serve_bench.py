@@ -2,8 +2,12 @@
 ASGI server and an in-process streaming one, same voice, same machine, same clients.
 
     .venv/bin/python bench/serve_bench.py [--quick] [--levels 1,4,16,64] [--requests N]
-        [--texts sentence,400,2000] [--servers naive,streaming,voicestack]
-        [--voice test-duration] [--out docs/]
+        [--texts sentence,400,2000,long-first-sentence]
+        [--servers naive,streaming,voicestack,voicestack-unbatched,piper-stream,piper-http]
+        [--voice espeak-duration] [--piper-model FILE.onnx] [--seed 0] [--out docs/]
+
+Against Piper itself, same voice: --voice joe --servers piper-stream,piper-http,voicestack
+--texts long-first-sentence,sentence,2000 --levels 1,4,16 --out docs/piper-bench
 
 Writes OUT/bench_results.md (the table), .json (summaries and every stream's raw arrivals) and
 .png (TTFA against text length, RTFX against concurrency; needs matplotlib). `--quick` (levels 1

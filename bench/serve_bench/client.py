@@ -14,11 +14,21 @@ against the raw record:
 A level sends a fixed number of requests with at most `concurrency` in flight (a closed loop: a
 client sends its next request when the previous one ends), so every level is bounded. A 503 with
 Retry-After is the server shedding load as designed: counted as rejected, not as an error.
+
+Two protocols are spoken (PROTOCOLS): voicestack's API, which every server of the harness
+answers except one (``POST /v1/synthesize {voice, text, format: pcm}``, raw PCM16 with
+``X-Sample-Rate``), and Piper's own HTTP server's (``python -m piper.http_server``:
+``POST /synthesize {"text": ...}``, one whole WAV file). For the latter the WAV header is read
+as it arrives and only the samples after it count, so TTFA is again the first audio byte (for
+a whole file: the whole synthesis), and a body shorter than its header's data size is an error.
+Such a server sends nothing until its synthesis ends, so only the total timeout applies to it,
+not the stall timeout (a long text at 16 streams can take minutes before the first byte).
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -27,6 +37,63 @@ import httpx
 
 #: Bytes per sample of 16-bit mono PCM.
 SAMPLE_BYTES = 2
+
+#: How the client speaks to a server: `voicestack` (POST /v1/synthesize, raw PCM) or
+#: `piper-http` (Piper's own server: POST /synthesize {"text"}, a whole WAV).
+PROTOCOLS: tuple[str, ...] = ("voicestack", "piper-http")
+
+
+def request_for(protocol: str, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(path, JSON body) of the request carrying `payload` ({voice, text, format, seed?}) in
+    `protocol`. Piper's server is sent the text alone: it serves one voice, and a voice name
+    it does not know is only a warning in its log on every request."""
+    if protocol == "piper-http":
+        return "/synthesize", {"text": payload["text"]}
+    if protocol != "voicestack":
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+    return "/v1/synthesize", payload
+
+
+class WavReader:
+    """Reads a PCM16 mono WAV as its bytes arrive: `feed` returns how many bytes of a piece
+    are samples (0 while the header is still coming); `sample_rate` and `declared_bytes` (the
+    data chunk's size; None when the header says unknown) are known once the header is read.
+    Raises ValueError on anything but a PCM16 mono WAV."""
+
+    def __init__(self) -> None:
+        self._head = b""
+        self._in_data = False
+        self.sample_rate = 0
+        self.declared_bytes: int | None = None
+
+    def feed(self, piece: bytes) -> int:
+        if self._in_data:
+            return len(piece)
+        self._head += piece
+        head = self._head
+        if len(head) < 12:
+            return 0
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            raise ValueError(f"not a WAV file: starts {head[:12]!r}")
+        at = 12
+        while len(head) >= at + 8:
+            kind, size = head[at : at + 4], struct.unpack("<I", head[at + 4 : at + 8])[0]
+            if kind == b"data":
+                if not self.sample_rate:
+                    raise ValueError("WAV data before its fmt chunk")
+                self._in_data, self._head = True, b""
+                self.declared_bytes = None if size == 0xFFFFFFFF else size
+                return len(head) - (at + 8)
+            if len(head) < at + 8 + size:
+                return 0
+            if kind == b"fmt ":
+                codec, channels, rate = struct.unpack("<HHI", head[at + 8 : at + 16])
+                bits = struct.unpack("<H", head[at + 22 : at + 24])[0]
+                if (codec, channels, bits) != (1, 1, 16):
+                    raise ValueError(f"WAV is not PCM16 mono: {codec=} {channels=} {bits=}")
+                self.sample_rate = rate
+            at += 8 + size + (size & 1)
+        return 0
 
 
 @dataclass(frozen=True)
@@ -100,7 +167,9 @@ class StreamRecord:
         }
 
 
-async def _read(response: httpx.Response, record: StreamRecord, sent: float) -> None:
+async def _read(
+    response: httpx.Response, record: StreamRecord, sent: float, protocol: str = "voicestack"
+) -> None:
     record.status = response.status_code
     if response.status_code == 503 and "retry-after" in response.headers:
         await response.aread()
@@ -110,6 +179,9 @@ async def _read(response: httpx.Response, record: StreamRecord, sent: float) -> 
         body = (await response.aread())[:300].decode("utf-8", "replace")
         record.error = f"HTTP {response.status_code}: {body}"
         return
+    if protocol == "piper-http":
+        await _read_wav(response, record, sent)
+        return
     record.sample_rate = int(response.headers.get("x-sample-rate", "0"))
     async for piece in response.aiter_raw():
         if piece:
@@ -118,16 +190,41 @@ async def _read(response: httpx.Response, record: StreamRecord, sent: float) -> 
         record.error = f"odd body length {record.audio_bytes}: not 16-bit samples"
 
 
+async def _read_wav(response: httpx.Response, record: StreamRecord, sent: float) -> None:
+    """A whole WAV (Piper's server): arrivals count the samples only, not the header."""
+    reader = WavReader()
+    try:
+        async for piece in response.aiter_raw():
+            audio = reader.feed(piece) if piece else 0
+            if audio:
+                record.arrivals.append((time.perf_counter() - sent, audio))
+    except ValueError as e:
+        record.error = f"bad WAV: {e}"
+        return
+    record.sample_rate = reader.sample_rate
+    if not reader.sample_rate:
+        record.error = "bad WAV: the header did not end"
+    elif reader.declared_bytes is not None and record.audio_bytes != reader.declared_bytes:
+        record.error = f"WAV data {record.audio_bytes} bytes, header says {reader.declared_bytes}"
+    elif record.audio_bytes % SAMPLE_BYTES:
+        record.error = f"odd body length {record.audio_bytes}: not 16-bit samples"
+
+
 async def fetch(
-    client: httpx.AsyncClient, payload: dict[str, Any], level_start: float, timeouts: Timeouts
+    client: httpx.AsyncClient,
+    payload: dict[str, Any],
+    level_start: float,
+    timeouts: Timeouts,
+    protocol: str = "voicestack",
 ) -> StreamRecord:
     """Send one request and read its stream to the end (or until a timeout)."""
+    path, body = request_for(protocol, payload)
     sent = time.perf_counter()
     record = StreamRecord(started_s=sent - level_start)
     try:
         async with asyncio.timeout(timeouts.total_s):
-            async with client.stream("POST", "/v1/synthesize", json=payload) as response:
-                await _read(response, record, sent)
+            async with client.stream("POST", path, json=body) as response:
+                await _read(response, record, sent, protocol)
     except TimeoutError:
         record.error = f"not finished after {timeouts.total_s:.0f} s"
     except httpx.ReadTimeout:
@@ -145,18 +242,26 @@ class LevelRun:
 
 
 async def run_level(
-    base_url: str, payload: dict[str, Any], concurrency: int, requests: int, timeouts: Timeouts
+    base_url: str,
+    payload: dict[str, Any],
+    concurrency: int,
+    requests: int,
+    timeouts: Timeouts,
+    protocol: str = "voicestack",
 ) -> LevelRun:
-    """`requests` requests of `payload`, at most `concurrency` in flight at any time."""
+    """`requests` requests of `payload`, at most `concurrency` in flight at any time, spoken
+    in `protocol` (of PROTOCOLS)."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    timeout = httpx.Timeout(timeouts.stall_s, connect=30.0, pool=None)
+    # a whole-file server is silent until it is done: no stall timeout, only the total one
+    silent_s = timeouts.total_s if protocol == "piper-http" else timeouts.stall_s
+    timeout = httpx.Timeout(silent_s, connect=30.0, pool=None)
     gate = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as client:
         start = time.perf_counter()
 
         async def one() -> StreamRecord:
             async with gate:
-                return await fetch(client, payload, start, timeouts)
+                return await fetch(client, payload, start, timeouts, protocol)
 
         records = await asyncio.gather(*(one() for _ in range(requests)))
         wall = time.perf_counter() - start
@@ -164,7 +269,12 @@ async def run_level(
 
 
 def run_level_sync(
-    base_url: str, payload: dict[str, Any], concurrency: int, requests: int, timeouts: Timeouts
+    base_url: str,
+    payload: dict[str, Any],
+    concurrency: int,
+    requests: int,
+    timeouts: Timeouts,
+    protocol: str = "voicestack",
 ) -> LevelRun:
     """`run_level` on a fresh event loop, for the synchronous orchestration."""
-    return asyncio.run(run_level(base_url, payload, concurrency, requests, timeouts))
+    return asyncio.run(run_level(base_url, payload, concurrency, requests, timeouts, protocol))

@@ -1,10 +1,16 @@
-"""Starting and stopping the three servers, one at a time, each behind the same HTTP API.
+"""Starting and stopping the servers, one at a time, each behind the same HTTP API (but one:
+Piper's own HTTP server, which the client speaks to in its own API).
 
 The plain ASGI servers run as uvicorn subprocesses (as they would be deployed), so their memory
 and CPU are their own and not the benchmark client's. voicestack runs on a local Ray started the
 way the Ray tests start it (`tests/ray_service.running_service`): 2 CPUs, every block at
 0.1 CPU, so all its replicas fit on this machine at once. A server is only handed out once it
 answered a real synthesis request, so a level never measures start-up.
+
+The two Piper servers run Piper's own engine on the Piper model the voice was imported from
+(`piper_model`): `piper-stream` (bench/serve_bench/piper_server.py, a uvicorn subprocess like
+the plain ASGI servers) and `piper-http` (`python -m piper.http_server`, Piper's Flask server,
+as shipped; needs `flask`, piper-tts's `http` extra).
 """
 
 from __future__ import annotations
@@ -29,7 +35,27 @@ REPO = Path(__file__).resolve().parents[2]
 #: admission, cross-request batching of Decoder and Vocoder chunks); `voicestack-unbatched`
 #: with the same placement less every `batching` entry, so that issue 5's batching on/off
 #: comparison differs in nothing else.
-SERVERS: tuple[str, ...] = ("naive", "streaming", "voicestack", "voicestack-unbatched")
+SERVERS: tuple[str, ...] = (
+    "naive",
+    "streaming",
+    "voicestack",
+    "voicestack-unbatched",
+    "piper-stream",
+    "piper-http",
+)
+#: Servers running Piper's own engine on the voice's Piper model.
+PIPER_SERVERS: tuple[str, ...] = ("piper-stream", "piper-http")
+#: One line per server, for the results file.
+DESCRIPTIONS: dict[str, str] = {
+    "naive": "Starlette + uvicorn, synthesize() the whole text in the thread pool, then return it",
+    "streaming": "the same, a StreamingResponse over synthesize_stream(), chunk by chunk",
+    "voicestack": "voicestack on Ray Serve, the laptop placement (deploy/placements/local.yaml)",
+    "voicestack-unbatched": "the same, less every `batching` entry",
+    "piper-stream": "Piper's engine (piper-tts) in Starlette + uvicorn: voice.synthesize(text), "
+    "one chunk per sentence sent as made; normalize_audio=False; onnxruntime default session",
+    "piper-http": "Piper's own server, `python -m piper.http_server -m MODEL` (Flask): "
+    "POST /synthesize {text}, one whole WAV",
+}
 PLACEMENT_FILE = REPO / "deploy" / "placements" / "local.yaml"
 READY_TIMEOUT_S = 180.0
 
@@ -42,6 +68,12 @@ class Server:
     url: str
     processes: ProcessFinder
     details: dict[str, Any] = field(default_factory=dict)
+    #: How the client speaks to it (bench/serve_bench/client.py PROTOCOLS).
+    protocol: str = "voicestack"
+    #: Whether a text's audio has one length on this server (the harness fixes voicestack's
+    #: seed; Piper draws its noise inside its graph, so its durations vary per request): only
+    #: then is a shorter clean stream a lost one.
+    reproducible: bool = True
 
 
 def resolve_voice(voice: str) -> Path:
@@ -59,6 +91,30 @@ def resolve_voice(voice: str) -> Path:
             if folder.name == voice:
                 return folder
         raise
+
+
+def piper_model(voice_name: str) -> Path:
+    """The Piper model (.onnx, its .onnx.json beside it) that voice `voice_name` was imported
+    from: a Piper voice an installed package ships (addons/search_path.py
+    PACKAGED_PIPER_VOICES; located, not imported). Other voices need `--piper-model`."""
+    import importlib.util
+
+    from voicestack.addons.search_path import PACKAGED_PIPER_VOICES
+
+    if voice_name not in PACKAGED_PIPER_VOICES:
+        known = ", ".join(PACKAGED_PIPER_VOICES)
+        raise LookupError(
+            f"no Piper model known for voice {voice_name!r} (packaged: {known}); "
+            "pass --piper-model MODEL.onnx"
+        )
+    package, model_file = PACKAGED_PIPER_VOICES[voice_name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise LookupError(f"package {package} (voice {voice_name!r}) is not installed")
+    model = Path(list(spec.submodule_search_locations)[0]) / model_file
+    if not model.is_file():
+        raise LookupError(f"{model} is missing")
+    return model
 
 
 def free_port() -> int:
@@ -107,21 +163,93 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
+def warm_up_piper_http(url: str, alive: Callable[[], str | None]) -> dict[str, Any]:
+    """Wait until Piper's HTTP server answers `/info` and one synthesis; return its voice."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    with httpx.Client(base_url=url, timeout=60) as client:
+        while time.monotonic() < deadline:
+            failure = alive()
+            if failure is not None:
+                raise RuntimeError(failure)
+            try:
+                info = client.get("/info")
+                if info.status_code == 200:
+                    answer = client.post("/synthesize", json={"text": "Warming up."})
+                    if answer.status_code == 200 and answer.content[:4] == b"RIFF":
+                        return {"status": "ok", "piper_voice": info.json().get("voice")}
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} (piper.http_server) did not serve within {READY_TIMEOUT_S:.0f} s")
+
+
 @contextmanager
-def asgi_server(mode: str, voice_path: Path, voice_name: str, logs: Path) -> Iterator[Server]:
-    """The naive or streaming server (bench/serve_bench/servers.py) in a uvicorn subprocess."""
-    port = free_port()
-    log = logs / f"{mode}.log"
-    command = [sys.executable, "-m", "bench.serve_bench.servers"]
-    command += ["--mode", mode, "--voice", str(voice_path), "--port", str(port)]
+def _subprocess_server(
+    name: str,
+    command: list[str],
+    logs: Path,
+    port: int,
+    ready: Callable[[str, Callable[[], str | None]], dict[str, Any]],
+    **server: Any,
+) -> Iterator[Server]:
+    """`command` (listening on `port`) as server `name`, handed out once `ready` returned."""
+    log = logs / f"{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
-        health = warm_up(url, voice_name, _exited(process, log))
-        yield Server(mode, url, process_tree(process.pid), {"pid": process.pid, **health})
+        health = ready(url, _exited(process, log))
+        details = {"pid": process.pid, "command": command, **health}
+        yield Server(name, url, process_tree(process.pid), details, **server)
     finally:
         _stop(process)
+
+
+@contextmanager
+def asgi_server(mode: str, voice_path: Path, voice_name: str, logs: Path) -> Iterator[Server]:
+    """The naive or streaming server (bench/serve_bench/servers.py) in a uvicorn subprocess."""
+    port = free_port()
+    command = [sys.executable, "-m", "bench.serve_bench.servers"]
+    command += ["--mode", mode, "--voice", str(voice_path), "--port", str(port)]
+    ready = lambda url, alive: warm_up(url, voice_name, alive)  # noqa: E731
+    with _subprocess_server(mode, command, logs, port, ready) as server:
+        yield server
+
+
+@contextmanager
+def piper_stream_server(model: Path, voice_name: str, logs: Path) -> Iterator[Server]:
+    """Piper's engine streamed sentence by sentence (bench/serve_bench/piper_server.py), in a
+    uvicorn subprocess, serving `model` as `voice_name`."""
+    port = free_port()
+    command = [sys.executable, "-m", "bench.serve_bench.piper_server"]
+    command += ["--model", str(model), "--name", voice_name, "--port", str(port)]
+    ready = lambda url, alive: warm_up(url, voice_name, alive)  # noqa: E731
+    with _subprocess_server(
+        "piper-stream", command, logs, port, ready, reproducible=False
+    ) as server:
+        server.details["model"] = str(model)
+        yield server
+
+
+@contextmanager
+def piper_http_server(model: Path, logs: Path) -> Iterator[Server]:
+    """Piper's own HTTP server, as shipped: `python -m piper.http_server -m MODEL` (Flask's
+    threaded development server; whole WAV files, Piper's default per-sentence peak
+    normalisation, the model patched in memory for alignments as that server does)."""
+    port = free_port()
+    command = [sys.executable, "-m", "piper.http_server", "-m", str(model)]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    with _subprocess_server(
+        "piper-http",
+        command,
+        logs,
+        port,
+        warm_up_piper_http,
+        protocol="piper-http",
+        reproducible=False,
+    ) as server:
+        server.details["model"] = str(model)
+        yield server
 
 
 @contextmanager
@@ -179,9 +307,19 @@ def start_server(
     voice_name: str,
     logs: Path,
     placement: dict[str, Any] | None = None,
+    model: Path | None = None,
 ) -> Iterator[Server]:
-    """Any of SERVERS by name; `placement` replaces the laptop placement for both voicestacks."""
-    if name in ("voicestack", "voicestack-unbatched"):
+    """Any of SERVERS by name; `placement` replaces the laptop placement for both voicestacks,
+    `model` the Piper model found for the voice (`piper_model`) for both Piper servers."""
+    if name in PIPER_SERVERS:
+        model = model if model is not None else piper_model(voice_name)
+        if name == "piper-stream":
+            with piper_stream_server(model, voice_name, logs) as server:
+                yield server
+        else:
+            with piper_http_server(model, logs) as server:
+                yield server
+    elif name in ("voicestack", "voicestack-unbatched"):
         chosen = placement if placement is not None else read_placement(PLACEMENT_FILE)
         if name == "voicestack-unbatched":
             chosen = without_batching(chosen)

@@ -1,8 +1,8 @@
 """The two pictures issue 5 asks for, from the level summaries, in one PNG:
 
 - TTFA p50 against text length at concurrency 1: does the first audio wait for the whole text?
-- RTFX against concurrency for the 400-character text: how much audio the machine keeps making
-  as streams are added.
+- RTFX against concurrency for the 400-character text (else the one-sentence text, else the
+  first text run): how much audio the machine keeps making as streams are added.
 
 matplotlib is imported only here, so a machine without it still runs the benchmark (and says
 that the plot was skipped).
@@ -14,8 +14,17 @@ from pathlib import Path
 
 from bench.serve_bench.report import LevelSummary
 
-#: Text whose RTFX is plotted against concurrency.
+#: Text whose RTFX is plotted against concurrency, when it was run.
 RTFX_TEXT = "400"
+
+
+def rtfx_text(summaries: list[LevelSummary]) -> str:
+    """RTFX_TEXT, else the one-sentence text, else the first text run."""
+    run = list(dict.fromkeys(s.text for s in summaries))
+    for text in (RTFX_TEXT, "sentence"):
+        if text in run:
+            return text
+    return run[0] if run else RTFX_TEXT
 
 
 def _series(
@@ -42,12 +51,14 @@ def write_plot(summaries: list[LevelSummary], path: Path, title: str) -> bool:
     from matplotlib import ticker
 
     servers = list(dict.fromkeys(s.server for s in summaries))
+    throughput_text = rtfx_text(summaries)
+    chars = next((s.text_chars for s in summaries if s.text == throughput_text), 0)
     figure, (ttfa, rtfx) = plt.subplots(1, 2, figsize=(11, 4.2))
     for server in servers:
         x, y = _series(summaries, server, "text_chars", "ttfa_p50_ms", concurrency=1)
         if x:
             ttfa.plot(x, y, marker="o", label=server)
-        x, y = _series(summaries, server, "concurrency", "rtfx", text=RTFX_TEXT)
+        x, y = _series(summaries, server, "concurrency", "rtfx", text=throughput_text)
         if x:
             rtfx.plot(x, y, marker="o", label=server)
     ttfa.set(
@@ -57,7 +68,7 @@ def write_plot(summaries: list[LevelSummary], path: Path, title: str) -> bool:
         yscale="log",
     )
     rtfx.set(
-        title=f"Throughput, ~{RTFX_TEXT}-character text",
+        title=f"Throughput, text {throughput_text} ({chars} characters)",
         xlabel="concurrent streams",
         ylabel="RTFX (s of audio / s of wall time)",
     )

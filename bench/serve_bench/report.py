@@ -4,6 +4,8 @@ Summaries are computed from the kept records (never accumulated during the run),
 raw arrivals can always be re-checked against the table. A stream that ended cleanly but with
 less audio than the naive server made for the same text (the naive server cannot truncate: it
 sends a whole body or an error) is counted as lost: raw PCM cannot say that it failed part way.
+Where a text's audio has no one length (Piper draws its noise, hence its durations, inside its
+graph), lost is not counted: None, `-` in the table.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class LevelSummary:
     stalled_s: float
     errors: int
     rejected: int
-    lost: int
+    lost: int | None  # None: not checkable (the server's audio length varies per request)
     peak_pss_mib: float
     peak_rss_mib: float
     processes: int
@@ -57,6 +59,10 @@ def lost_streams(records: list[StreamRecord], expected_bytes: int | None) -> int
     return sum(1 for r in records if r.ok and r.audio_bytes < expected_bytes)
 
 
+def _lost(records: list[StreamRecord], expected_bytes: int | None, checkable: bool) -> int | None:
+    return lost_streams(records, expected_bytes) if checkable else None
+
+
 def summarize(
     server: str,
     text: str,
@@ -65,7 +71,10 @@ def summarize(
     run: LevelRun,
     usage: Usage,
     expected_bytes: int | None,
+    lost_checkable: bool = True,
 ) -> LevelSummary:
+    """One level's numbers; `lost_checkable` False where the server's audio length for a text
+    varies per request (lost is then None)."""
     ok = [r for r in run.records if r.ok]
     ttfas = [r.ttfa_s for r in ok if r.ttfa_s is not None]
     underruns = [r.underruns() for r in ok]
@@ -88,7 +97,7 @@ def summarize(
         stalled_s=sum(s for _, s in underruns),
         errors=sum(1 for r in run.records if r.error is not None),
         rejected=sum(1 for r in run.records if r.rejected),
-        lost=lost_streams(run.records, expected_bytes),
+        lost=_lost(run.records, expected_bytes, lost_checkable),
         peak_pss_mib=usage.pss_mib,
         peak_rss_mib=usage.rss_mib,
         processes=usage.processes,
@@ -151,9 +160,12 @@ def markdown_report(summaries: list[LevelSummary], meta: dict[str, Any]) -> str:
         "stream. RTFX: seconds of audio received per second of wall time over the level.",
         "underrun streams: streams whose real-time playback, from the first byte, ran dry at",
         "least once. rejected: 503 with Retry-After. lost: streams that ended cleanly with less",
-        "audio than the naive server made for the text. peak PSS: the server's processes (all",
-        "Ray processes for voicestack), sampled every 0.2 s during the level. server CPU: their",
-        "user + system CPU time over the level per second of audio delivered.",
+        "audio than the naive server (else the level's longest stream) made for the text; `-`",
+        "where a server's audio length varies per request (Piper). peak PSS: the server's",
+        "processes (all Ray processes for voicestack), sampled every 0.2 s during the level.",
+        "server CPU: their user + system CPU time over the level per second of audio delivered.",
+        "",
+        *[f"- `{name}`: {line}" for name, line in meta.get("server_descriptions", {}).items()],
         "",
         markdown_table(summaries),
         "",

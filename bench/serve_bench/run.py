@@ -1,14 +1,18 @@
 """Running the whole comparison: each server in turn, each text, each concurrency level.
 
 Servers run one after another, never together, so each has the machine to itself (apart from
-the client, which is the same for all three). The naive server goes first: it cannot truncate a
+the client, which is the same for all). The naive server goes first: it cannot truncate a
 stream, so the audio it returns for each text is the reference length that tells a lost stream
-from a complete one on the streaming servers.
+from a complete one on the streaming servers (without it, each level's longest stream is). The
+voicestack-API servers are sent one fixed `seed` (`--seed`), so a generative voice's audio has
+one length per text there too; Piper's servers draw their noise inside the graph, so their
+streams are not checked for loss (their errors still are).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -22,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.serve_bench.client import LevelRun, Timeouts, run_level_sync
-from bench.serve_bench.goals import goals
-from bench.serve_bench.goals import markdown as goals_markdown
+from bench.serve_bench.goals import markdown_tables as goals_markdown
 from bench.serve_bench.launch import (
+    DESCRIPTIONS,
+    PIPER_SERVERS,
     SERVERS,
     Server,
     read_placement,
@@ -40,7 +45,7 @@ from bench.serve_bench.report import (
     write_json,
 )
 from bench.serve_bench.sampler import Usage, UsageSampler, measure_idle
-from bench.serve_bench.texts import TARGETS, benchmark_texts
+from bench.serve_bench.texts import TARGETS, TEXT_NAMES, benchmark_texts
 
 QUICK_LEVELS = [1, 4]
 QUICK_REQUESTS = 4
@@ -68,12 +73,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--requests", type=int, default=None, help="per level (default max(8, concurrency))"
     )
-    parser.add_argument("--texts", type=_names, default=None, help=f"of {','.join(TARGETS)}")
+    parser.add_argument("--texts", type=_names, default=None, help=f"of {','.join(TEXT_NAMES)}")
     parser.add_argument(
         "--servers",
         type=_names,
-        default=list(SERVERS),
-        help=f"of {','.join(SERVERS)} (default: all)",
+        default=[s for s in SERVERS if s not in PIPER_SERVERS],
+        help=f"of {','.join(SERVERS)} (default: the first four; the Piper ones need a "
+        "Piper voice, e.g. --voice joe)",
     )
     parser.add_argument(
         "--placement",
@@ -85,6 +91,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--voice",
         default="espeak-duration",
         help="voice name or addon folder (default: the reference duration voice)",
+    )
+    parser.add_argument(
+        "--piper-model",
+        type=Path,
+        default=None,
+        help="Piper .onnx for the piper-* servers (default: the one the voice was imported from)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed sent to the voicestack-API servers, so a generative voice's audio has one "
+        "length per text (default 0; negative: none, each request draws its own)",
     )
     parser.add_argument("--out", type=Path, default=Path("docs"), help="folder for the results")
     parser.add_argument(
@@ -130,7 +149,7 @@ def measure_level(
 ) -> tuple[LevelRun, Usage]:
     """One level against a running server, with its processes sampled throughout."""
     with UsageSampler(server.processes) as sampler:
-        run = run_level_sync(server.url, payload, concurrency, requests, timeouts)
+        run = run_level_sync(server.url, payload, concurrency, requests, timeouts, server.protocol)
     return run, sampler.usage
 
 
@@ -151,9 +170,12 @@ def bench_server(
     first calls in a fresh process can be many times slower than later ones, and every server
     should be measured warm, as a long-running service is."""
     timeouts = Timeouts(args.timeout, args.stall_timeout)
+    protocol = server.protocol
     for text_name, text in texts.items():
-        payload = {"voice": voice_name, "text": text, "format": "pcm"}
-        warm = run_level_sync(server.url, payload, 1, 1, timeouts).records[0]
+        payload: dict[str, Any] = {"voice": voice_name, "text": text, "format": "pcm"}
+        if args.seed >= 0:
+            payload["seed"] = args.seed  # ignored by piper-stream, not sent to piper-http
+        warm = run_level_sync(server.url, payload, 1, 1, timeouts, protocol).records[0]
         warmups[text_name] = {"ttfa_s": warm.ttfa_s, "total_s": warm.ended_s, "error": warm.error}
         for concurrency in args.levels:
             requests = requests_for(concurrency, args.requests)
@@ -164,7 +186,14 @@ def bench_server(
                     references[text_name] = reference
             expected = references.get(text_name, _reference(run))
             summary = summarize(
-                server.name, text_name, len(text), concurrency, run, usage, expected
+                server.name,
+                text_name,
+                len(text),
+                concurrency,
+                run,
+                usage,
+                expected,
+                lost_checkable=server.reproducible,
             )
             results.append((summary, run))
             _log(
@@ -178,10 +207,16 @@ def _load_average() -> str:
 
 
 def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
     import ray
     import torch
 
-    return {"python": platform.python_version(), "ray": ray.__version__, "torch": torch.__version__}
+    out = {"python": platform.python_version(), "ray": ray.__version__, "torch": torch.__version__}
+    for package in ("onnxruntime", "piper-tts", "flask"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[package] = version(package)
+    return out
 
 
 def _machine() -> str:
@@ -207,6 +242,8 @@ def _meta(
         "versions": _versions(),
         "voice": voice_name,
         "voice_path": str(voice_path),
+        "seed": args.seed if args.seed >= 0 else None,
+        "server_descriptions": {name: DESCRIPTIONS[name] for name in args.servers},
         "levels": args.levels,
         "requests_rule": rule,
         "texts": texts,
@@ -224,7 +261,7 @@ def write_results(
     summaries = [s for s, _ in results]
     out.mkdir(parents=True, exist_ok=True)
     report = markdown_report(summaries, meta)
-    report += "\n" + goals_markdown(goals([asdict(s) for s in summaries]))
+    report += "\n" + goals_markdown([asdict(s) for s in summaries])
     (out / f"{RESULTS}.md").write_text(report, encoding="utf-8")
     write_json(out / f"{RESULTS}.json", results, meta)
     return write_plot(summaries, out / f"{RESULTS}.png", meta["command"])
@@ -247,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.servers:
         _log(f"starting {name}")
         try:
-            with start_server(name, voice_path, voice_name, logs, placement) as server:
+            with start_server(
+                name, voice_path, voice_name, logs, placement, args.piper_model
+            ) as server:
                 idle = measure_idle(server.processes, IDLE_S)
                 details = meta["servers"][name] = {
                     **server.details,

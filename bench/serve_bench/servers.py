@@ -8,8 +8,9 @@ runtime, with voicestack's HTTP API (``POST /v1/synthesize {voice, text, format}
 
 Both run synthesis in Starlette's thread pool (``run_in_threadpool``; a sync iterator given to
 ``StreamingResponse`` is iterated there too), as a user of Starlette would, so the event loop
-keeps accepting and streaming while torch computes. Each runs in its own uvicorn process, started
-by ``launch.py``:
+keeps accepting and streaming while torch computes. A request's ``seed`` is passed on, as
+voicestack's ingress does (a generative voice's noise, hence its durations and audio length,
+then follow it). Each runs in its own uvicorn process, started by ``launch.py``:
 
     python -m bench.serve_bench.servers --mode streaming --voice PATH --port 8123
 """
@@ -46,8 +47,9 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _parse(body: Any, voice: Voice) -> tuple[str, str] | JSONResponse:
-    """(text, format) of a valid request, or the 4xx answer voicestack's ingress would give."""
+def _parse(body: Any, voice: Voice) -> tuple[str, str, int | None] | JSONResponse:
+    """(text, format, seed) of a valid request, or the 4xx answer voicestack's ingress would
+    give."""
     from voicestack.serve_app.formats import FORMATS
 
     if not isinstance(body, dict):
@@ -59,22 +61,25 @@ def _parse(body: Any, voice: Voice) -> tuple[str, str] | JSONResponse:
         return _error(422, "text: must be a non-empty string")
     if fmt not in FORMATS:
         return _error(422, f"format: must be one of {', '.join(FORMATS)}")
+    seed = body.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        return _error(422, "seed: must be a non-negative integer")
     if not voice.sentences(text):
         return _error(400, "nothing to say: the text has no speakable sentence")
-    return text, fmt
+    return text, fmt, seed
 
 
-def _whole(voice: Voice, text: str, fmt: str) -> bytes:
+def _whole(voice: Voice, text: str, fmt: str, seed: int | None = None) -> bytes:
     """The naive answer: every sample made first, then encoded in one piece."""
     from voicestack.runtime.local import synthesize
     from voicestack.serve_app.formats import StreamEncoder
 
     encoder = StreamEncoder(fmt, voice.sample_rate)
-    audio = synthesize(voice, text)
+    audio = synthesize(voice, text, seed)
     return encoder.start() + encoder.audio(audio, 0) + encoder.end({"samples": len(audio)})
 
 
-def _chunks(voice: Voice, text: str, fmt: str) -> Iterator[bytes]:
+def _chunks(voice: Voice, text: str, fmt: str, seed: int | None = None) -> Iterator[bytes]:
     """The streaming answer: each chunk's bytes as soon as the local runtime makes it."""
     from voicestack.runtime.local import synthesize_stream
     from voicestack.serve_app.formats import StreamEncoder
@@ -82,7 +87,7 @@ def _chunks(voice: Voice, text: str, fmt: str) -> Iterator[bytes]:
     encoder = StreamEncoder(fmt, voice.sample_rate)
     produced = 0
     yield encoder.start()
-    for chunk in synthesize_stream(voice, text):
+    for chunk in synthesize_stream(voice, text, seed):
         samples = chunk.core[:, 0].numpy()
         yield encoder.audio(samples, produced)
         produced += samples.shape[0]
@@ -120,13 +125,13 @@ def create_app(voice: Voice, mode: str) -> Starlette:
         parsed = _parse(body, voice)
         if isinstance(parsed, JSONResponse):
             return parsed
-        text, fmt = parsed
+        text, fmt, seed = parsed
         kind = media_type(fmt, voice.sample_rate)
         if mode == "naive":
-            data = await run_in_threadpool(_whole, voice, text, fmt)
+            data = await run_in_threadpool(_whole, voice, text, fmt, seed)
             return Response(data, media_type=kind, headers=_headers(voice))
         return StreamingResponse(
-            _chunks(voice, text, fmt), media_type=kind, headers=_headers(voice)
+            _chunks(voice, text, fmt, seed), media_type=kind, headers=_headers(voice)
         )
 
     return Starlette(

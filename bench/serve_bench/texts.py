@@ -33,6 +33,24 @@ SENTENCES: tuple[str, ...] = (
 #: Text name -> target length in characters; 0 means exactly one sentence.
 TARGETS: dict[str, int] = {"sentence": 0, "400": 400, "2000": 2000}
 
+#: A first sentence of about 200 characters, in the same plain words. A server that makes a
+#: whole sentence before its first sound (Piper: one `AudioChunk` per sentence) waits for all
+#: of it; one that streams within the sentence does not.
+LONG_SENTENCE = (
+    "On the first warm evening of the summer, when the swallows had come back to the old stone "
+    "barn and most of the village had gathered in the square to hear the band, the mayor stood "
+    "up to say a few words."
+)
+
+#: Texts that are not a length target: name -> text. `long-first-sentence` is the long first
+#: sentence followed by two ordinary ones (about 350 characters).
+KINDS: dict[str, str] = {
+    "long-first-sentence": " ".join((LONG_SENTENCE, SENTENCES[1], SENTENCES[2])),
+}
+
+#: Every text name `--texts` accepts, the length targets first.
+TEXT_NAMES: tuple[str, ...] = (*TARGETS, *KINDS)
+
 
 def build_text(target_chars: int) -> str:
     """Whole sentences in order (cycling), as close to `target_chars` as a sentence boundary
@@ -55,8 +73,8 @@ def build_text(target_chars: int) -> str:
 
 
 def benchmark_texts(names: list[str]) -> dict[str, str]:
-    """The texts named (keys of TARGETS), in the order given."""
-    unknown = [n for n in names if n not in TARGETS]
+    """The texts named (of TEXT_NAMES: keys of TARGETS or of KINDS), in the order given."""
+    unknown = [n for n in names if n not in TEXT_NAMES]
     if unknown:
-        raise ValueError(f"unknown text {unknown}; expected some of {', '.join(TARGETS)}")
-    return {name: build_text(TARGETS[name]) for name in names}
+        raise ValueError(f"unknown text {unknown}; expected some of {', '.join(TEXT_NAMES)}")
+    return {name: KINDS[name] if name in KINDS else build_text(TARGETS[name]) for name in names}
