@@ -215,6 +215,12 @@ class StreamEncoder:
             raise ValueError("totals must not contain the key 'type'")
         return _pack({"type": "end", **totals})
 
+    @property
+    def carries_errors(self) -> bool:
+        """Whether a failure after the start can be told in the stream itself (msgpack); in
+        the raw formats the connection must be dropped instead."""
+        return self.fmt == "msgpack"
+
     def error(self, message: str, status: int) -> bytes:
         """A ``msgpack`` error message; ``b""`` for ``wav``/``pcm``, which cannot carry one.
 

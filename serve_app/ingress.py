@@ -65,10 +65,17 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": message, **extra})
 
 
+class StreamAborted(RuntimeError):
+    """Raised inside a response body that failed after it started, in a format that cannot
+    say so (wav, pcm): the connection is dropped before the body's end, so the client sees an
+    incomplete response, never a complete-looking short file."""
+
+
 async def _body(stream: Any, first: dict, encoder: StreamEncoder, resample: Any):
     """The response body: bytes of each message as it arrives."""
     item = first
     produced = 0
+    failure: str | None = None
     try:
         yield encoder.start()
         while True:
@@ -87,19 +94,24 @@ async def _body(stream: Any, first: dict, encoder: StreamEncoder, resample: Any)
                 yield encoder.end({k: v for k, v in item.items() if k != "type"})
                 return
             elif kind == "error":
+                failure = item["message"]
                 yield encoder.error(item["message"], item["status"])
-                return
+                break
             item = await stream.__anext__()
     except StopAsyncIteration:
-        return
+        failure = "the voice ended the stream before its end"
+        yield encoder.error(failure, 500)
     except asyncio.CancelledError:
         stream.cancel()  # the client went away: stop the voice making its audio
         raise
     except Exception as e:  # after the headers went out, the stream can only say it failed
         logger.exception("stream failed after it started")
-        yield encoder.error(f"synthesis failed: {type(e).__name__}: {e}", 500)
+        failure = f"synthesis failed: {type(e).__name__}: {e}"
+        yield encoder.error(failure, 500)
     finally:
         stream.cancel()
+    if failure is not None and not encoder.carries_errors:
+        raise StreamAborted(failure)
 
 
 class _Resampler:
