@@ -1,0 +1,85 @@
+"""The Piper voice in the service: `joe` streams chunk by chunk through its own Encoders,
+Upsampler, Decoder and Vocoder deployments on a real local Ray, and a request's seed makes its
+audio reproducible and equal to the local runtime's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from voicestack.addons.loader import load_addon
+from voicestack.addons.search_path import find_voice
+from voicestack.runtime.local import synthesize
+from voicestack.runtime.voice import build_voice
+from voicestack.serve_app.formats import decode_msgpack_stream
+
+from .ray_service import running_service
+
+pytestmark = pytest.mark.ray
+
+TEXT = "Hello there. The weather is lovely today, is it not?"
+#: The laptop placement's batching: chunks of streams that meet are one network call.
+PLACEMENT = {
+    "default": {"num_cpus": 0.1},
+    "blocks": {
+        "Decoder": {"batching": {"max_batch_size": 16, "wait_ms": 2}},
+        "Vocoder": {"batching": {"max_batch_size": 16, "wait_ms": 2}},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def service():
+    with running_service([str(find_voice("joe").path)], PLACEMENT) as running:
+        yield running
+
+
+def speak(service, **body) -> list[dict]:
+    response = service["client"].post(
+        "/v1/synthesize", json={"voice": "joe", "text": TEXT, "format": "msgpack", **body}
+    )
+    assert response.status_code == 200, response.text
+    return decode_msgpack_stream(response.content)
+
+
+def samples(messages: list[dict]) -> np.ndarray:
+    pcm = b"".join(m["pcm16"] for m in messages if m["type"] == "audio")
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+
+
+def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
+    error = np.sum((reference - other) ** 2)
+    return float(10 * np.log10(np.sum(reference**2) / max(error, 1e-30)))
+
+
+def test_joe_runs_as_one_deployment_per_block(service):
+    from ray import serve
+
+    app = serve.status().applications["voice-joe"]
+    assert set(app.deployments) == {"Composer", "Encoders", "Upsampler", "Decoder", "Vocoder"}
+
+
+def test_joe_streams_in_chunks_and_equals_the_local_runtime_with_the_same_seed(service):
+    messages = speak(service, seed=11)
+    audio = [m for m in messages if m["type"] == "audio"]
+    assert messages[-1]["type"] == "end" and messages[-1]["seed"] == 11
+    assert len(audio) >= 4  # chunks within each of the two sentences, not one per sentence
+    local = synthesize(build_voice(load_addon(find_voice("joe").path)), TEXT, seed=11)
+    expected = np.clip(np.round(local * 32767), -32768, 32767)
+    got = samples(messages)
+    assert got.shape == expected.shape
+    # Chunks of one stream may meet in a batch: float rounding only (measured above 60 dB).
+    assert snr_db(expected, got) >= 40
+
+
+def test_without_a_seed_the_end_says_which_one_reproduces_the_audio(service):
+    first = speak(service)
+    seed = first[-1]["seed"]
+    again = speak(service, seed=seed)
+    assert samples(first).shape == samples(again).shape
+    assert snr_db(samples(first), samples(again)) >= 40
+
+
+def test_the_voice_list_shows_joe_as_a_vits_voice(service):
+    voices = {v["name"]: v for v in service["client"].get("/v1/voices").json()["voices"]}
+    assert voices["joe"]["architecture"] == "vits"
+    assert voices["joe"]["sample_rate"] == 22050
