@@ -37,13 +37,14 @@ from voicestack.addons.format import ADDON_FILE, FORMAT_VERSION
 from voicestack.blocks.errors import ConfigError, Problem
 
 #: Bumped when what the importer writes changes (cached imports are rebuilt).
-IMPORTER_VERSION = 2
+IMPORTER_VERSION = 3
 
-#: The upsampler's chunk schedule for Piper voices: a small first chunk for an early first
-#: sound, growing to large ones (each chunk pays the decoder's context on both sides).
+#: The upsampler's chunk schedule for Piper voices, 16, 64, then 256 frames: a small first
+#: chunk for an early first sound, then large ones, since each chunk pays the flow's and the
+#: generator's context on both sides (bench/piper_cut.py compares schedules).
 FIRST_CHUNK_FRAMES = 16
-CHUNK_FRAMES = 128
-GROWTH = 2.0
+CHUNK_FRAMES = 256
+GROWTH = 4.0
 
 
 class PiperImportError(ConfigError):
