@@ -109,6 +109,12 @@ class NetworkSpec(_Strict):
         ge=0,
         description="frames on each side that one output frame depends on; None if unbounded",
     )
+    max_length: int | None = Field(
+        default=None,
+        ge=1,
+        description="the longest input (along `length`) one call takes; a longer one is cut "
+        "at word starts (a torch archive's exported bound applies as well)",
+    )
 
     @property
     def backend(self) -> Literal["torch", "onnx"]:

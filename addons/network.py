@@ -46,6 +46,8 @@ class Network:
         self.shapes = placement.shapes
         #: How many items one call may take (1 for a network exported with a fixed batch of 1).
         self.max_batch = max_batch
+        #: The longest input one call takes (declared, or the archive's exported bound).
+        self.max_length = spec.max_length
         #: Shapes of every call, by input name, while `recording` is set (tests, diagnostics).
         self.recording = False
         self.calls: list[NetworkCall] = []
@@ -78,7 +80,10 @@ class Network:
         length = self._length(inputs)
         if length is None:
             return self._call(inputs, None, None)
-        max_size = self.shapes.max_size
+        # Past the longest input the network takes, the input is cut (at word starts where it
+        # can be) rather than refused: a very long sentence is still spoken.
+        limits = [n for n in (self.shapes.max_size, self.max_length) if n is not None]
+        max_size = min(limits) if limits else None
         if max_size is None or length <= max_size:
             return self._call(inputs, length, self.shapes.padded_size(length))
         pieces = split_at_boundaries(length, boundaries or [], max_size)
@@ -223,6 +228,9 @@ class ExportedNetwork(Network):
         # a voice (a deploy-time builder on a node without the device) never touches it.
         self.module = program.module()
         self._on_device = self.device.type == "cpu"
+        bounds = exported_length_range(program, spec)
+        if bounds is not None and bounds[1] < 2**31 - 1:
+            self.max_length = min(bounds[1], self.max_length or bounds[1])
 
     def ready(self) -> Network:
         if not self._on_device:

@@ -37,7 +37,7 @@ from voicestack.addons.format import ADDON_FILE, FORMAT_VERSION
 from voicestack.blocks.errors import ConfigError, Problem
 
 #: Bumped when what the importer writes changes (cached imports are rebuilt).
-IMPORTER_VERSION = 3
+IMPORTER_VERSION = 4
 
 #: The upsampler's chunk schedule for Piper voices, 16, 64, then 256 frames: a small first
 #: chunk for an early first sound, then large ones, since each chunk pays the flow's and the
@@ -45,6 +45,9 @@ IMPORTER_VERSION = 3
 FIRST_CHUNK_FRAMES = 16
 CHUNK_FRAMES = 256
 GROWTH = 4.0
+#: The most symbols the encoder sees at once (a longer sentence is encoded in pieces cut at
+#: word starts).
+MAX_SYMBOLS = 1024
 
 
 class PiperImportError(ConfigError):
@@ -543,6 +546,8 @@ def _addon_json(
                     {"name": "encodings", "shape": [*length, 2 * channels]},
                     {"name": "durations", "shape": length},
                 ],
+                # Attention over a longer sentence costs quadratic memory: cut at words.
+                "max_length": MAX_SYMBOLS,
             },
             "decoder": {
                 "file": "decoder.onnx",

@@ -600,9 +600,17 @@ def _is_silent(sentence: str) -> bool:
     return all(c.isspace() or unicodedata.category(c).startswith("P") for c in sentence)
 
 
+#: The longest sentence the front end hands on, in characters (after normalisation). A longer
+#: one is cut at its last clause mark (, ; : —) or space before this length, or mid-word if it
+#: is one word: encoders take a bounded length, and the first audio should not wait for a
+#: paragraph-long sentence to be encoded.
+MAX_SENTENCE_CHARS = 400
+
+
 def split_sentences(text: str) -> list[str]:
     """Split `text` into sentences at . ! ? (and blank lines), keeping each mark with its
-    sentence, with any closing quotes or brackets.
+    sentence, with any closing quotes or brackets; a sentence longer than
+    MAX_SENTENCE_CHARS is cut into pieces (`cut_long`).
 
     Not at abbreviations ("Dr. Smith", "e.g. this"), decimal points (no space follows them),
     initials ("J. R. R. Tolkien") or ellipses (a pause more often than an end). Abbreviations
@@ -621,7 +629,25 @@ def split_sentences(text: str) -> list[str]:
             start = m.end()
         sentences.append(paragraph[start:])
     cleaned = (_sub(r"\s+", " ", s).strip() for s in sentences)
-    return [s for s in cleaned if s and not _is_silent(s)]
+    return [piece for s in cleaned if s and not _is_silent(s) for piece in cut_long(s)]
+
+
+def cut_long(sentence: str, limit: int = MAX_SENTENCE_CHARS) -> list[str]:
+    """`sentence` in pieces of at most `limit` characters: cut after the last clause mark
+    before the limit, else at the last space, else (one long word) at the limit."""
+    pieces = []
+    while len(sentence) > limit:
+        head = sentence[:limit]
+        marks = [head.rfind(m) for m in ",;:—"]
+        cut = max(marks) + 1 if max(marks) > 0 else head.rfind(" ")
+        if cut <= 0:
+            cut = limit
+        piece, sentence = sentence[:cut].strip(), sentence[cut:].strip()
+        if piece and not _is_silent(piece):
+            pieces.append(piece)
+    if sentence and not _is_silent(sentence):
+        pieces.append(sentence)
+    return pieces
 
 
 def _period_ends_sentence(paragraph: str, m: re.Match[str]) -> bool:

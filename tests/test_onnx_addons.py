@@ -24,14 +24,17 @@ CHANNELS = 4
 HOP = 4
 
 
-def vocoder_model(weight: np.ndarray | None = None, domain: str = "") -> onnx.ModelProto:
+def vocoder_model(
+    weight: np.ndarray | None = None, domain: str = "", taps: int = 3
+) -> onnx.ModelProto:
     """A tiny ONNX 'vocoder' as a user would write one: frames (batch, length, 4) and a mask
     in, audio (batch, length*4) out, through a 3-tap convolution (receptive field 1 frame)."""
     if weight is None:
-        weight = np.random.default_rng(0).standard_normal((HOP, CHANNELS, 3)).astype(np.float32)
+        weight = np.random.default_rng(0).standard_normal((HOP, CHANNELS, taps)).astype(np.float32)
+    pad = taps // 2
     nodes = [
         helper.make_node("Transpose", ["frames"], ["x"], perm=[0, 2, 1]),
-        helper.make_node("Conv", ["x", "weight"], ["y"], pads=[1, 1], domain=domain),
+        helper.make_node("Conv", ["x", "weight"], ["y"], pads=[pad, pad], domain=domain),
         helper.make_node("Unsqueeze", ["mask", "axis1"], ["m"]),
         helper.make_node("Mul", ["y", "m"], ["ym"]),
         helper.make_node("Transpose", ["ym"], ["yt"], perm=[0, 2, 1]),
@@ -64,7 +67,7 @@ def expected_audio(model: onnx.ModelProto, frames: np.ndarray) -> np.ndarray:
     weight = numpy_helper.to_array(next(t for t in model.graph.initializer if t.name == "weight"))
     weight = weight.copy()
     x = torch.from_numpy(frames.T[None])
-    y = torch.nn.functional.conv1d(x, torch.from_numpy(weight), padding=1)[0]
+    y = torch.nn.functional.conv1d(x, torch.from_numpy(weight), padding=weight.shape[-1] // 2)[0]
     return y.T.reshape(-1).numpy()
 
 
@@ -135,6 +138,16 @@ def test_chunks_of_different_lengths_batch_into_one_call_with_the_same_results(t
     for item, out in zip(items, batched, strict=True):
         np.testing.assert_allclose(out["audio"].numpy(), net.run(item)["audio"].numpy(), atol=1e-6)
     assert net.max_batch > 1  # the batch axis is dynamic in the model
+
+
+def test_an_input_longer_than_the_declared_max_length_is_cut_not_refused(tmp_path):
+    model = vocoder_model(taps=1)  # frame by frame: pieces must join exactly
+    net = network(write_addon(tmp_path / "a", model, max_length=4))
+    net.recording = True
+    frames = np.random.default_rng(3).standard_normal((10, CHANNELS)).astype(np.float32)
+    out = net.run({"frames": torch.from_numpy(frames)}, boundaries=[0, 3, 7])["audio"]
+    np.testing.assert_allclose(out.numpy(), expected_audio(model, frames), atol=1e-5)
+    assert [call.length for call in net.calls] == [3, 4, 3]  # cut at word starts 3 and 7
 
 
 def test_a_declaration_that_does_not_match_the_model_names_the_key(tmp_path):

@@ -193,3 +193,22 @@ def test_other_scripts_are_unknown_in_english_but_letters_in_their_language() ->
 
 def test_spoken_punctuation_digits_and_word_marks_are_known() -> None:
     assert find_unknown_characters(SPOKEN_PUNCTUATION + "0123456789 don't x-ray\n") == []
+
+
+def test_a_sentence_longer_than_the_limit_is_cut_after_a_clause_mark_or_a_space():
+    from voicestack.blocks.text_normalization import MAX_SENTENCE_CHARS
+
+    clause = "the river ran on past the mill and the old stone bridge"
+    long = ", ".join([clause] * 12) + "."
+    pieces = split_sentences(long)
+    assert len(pieces) > 1 and all(len(p) <= MAX_SENTENCE_CHARS for p in pieces)
+    assert all(p.endswith((",", ".")) for p in pieces)  # cut after commas, not inside clauses
+    assert " ".join(pieces) == long
+
+
+def test_one_enormous_word_is_cut_into_pieces_rather_than_refused():
+    from voicestack.blocks.text_normalization import MAX_SENTENCE_CHARS
+
+    pieces = split_sentences("a" * 5000)
+    assert "".join(pieces) == "a" * 5000
+    assert all(len(p) <= MAX_SENTENCE_CHARS for p in pieces)
