@@ -44,8 +44,13 @@ class Batcher:
         wait_s: float,
         concurrent: int = 4,
         executor: Any = None,
+        together: Callable[[Any, Any], bool] | None = None,
     ):
         self._run = run
+        #: Whether an item may join a batch led by another (None: any may). A batch is the
+        #: earliest-deadline item and the next ones that may join it; the others wait for a
+        #: batch of their own, in their order.
+        self._together = together
         self.max_size = max_size
         self.wait_s = wait_s
         #: Batches running at once (the replica's threads). Items arriving meanwhile queue by
@@ -93,8 +98,7 @@ class Batcher:
                     self._arrived.clear()
                 except TimeoutError:
                     break
-            batch = [heapq.heappop(self._heap) for _ in range(min(self.max_size, len(self._heap)))]
-            batch = [e for e in batch if not e.future.cancelled()]
+            batch = self._take()
             if self._heap:
                 self._arrived.set()
             if not batch:
@@ -104,6 +108,26 @@ class Batcher:
             task = loop.create_task(self._dispatch(batch))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+
+    def _take(self) -> list[_Entry]:
+        """The next batch: the earliest deadline first, then the next items that may join it."""
+        batch: list[_Entry] = []
+        left: list[_Entry] = []
+        while self._heap and len(batch) < self.max_size:
+            entry = heapq.heappop(self._heap)
+            if entry.future.cancelled():
+                continue
+            if (
+                batch
+                and self._together is not None
+                and not self._together(batch[0].item, entry.item)
+            ):
+                left.append(entry)
+            else:
+                batch.append(entry)
+        for entry in left:
+            heapq.heappush(self._heap, entry)
+        return batch
 
     async def _dispatch(self, batch: list[_Entry]) -> None:
         try:
@@ -132,6 +156,29 @@ class Batcher:
             return
         if not entry.future.done():
             entry.future.set_result(result)
+
+
+#: A batch pads its chunks to the longest one. A chunk longer than this many times the batch's
+#: first waits for another batch, so that a stream's small first chunk never pays for a
+#: large chunk's padding (nor waits for its compute).
+MAX_PADDING = 1.25
+
+
+def batch_together(first: tuple[Any, Any, Any], other: tuple[Any, Any, Any]) -> bool:
+    """Whether chunk call `other` may join a batch led by `first`: both run the same network on
+    inputs of close lengths (equal lengths for a network without a mask, which padding would
+    change). Blocks without a network run alone."""
+    from voicestack.blocks.network_chunks import NetworkChunkBlock
+
+    (block, chunk, _), (other_block, other_chunk, _) = first, other
+    if not (isinstance(block, NetworkChunkBlock) and isinstance(other_block, NetworkChunkBlock)):
+        return False
+    if block.network is not other_block.network:
+        return False
+    a, b = chunk.frames.shape[0], other_chunk.frames.shape[0]
+    if not block.network.takes_mask:
+        return a == b
+    return max(a, b) <= MAX_PADDING * min(a, b)
 
 
 def apply_items(items: list[tuple[Any, Any, tuple[int, int]]]) -> list[Any]:

@@ -124,7 +124,7 @@ class ChunkServer(_LeafServer):
         from concurrent.futures import ThreadPoolExecutor
 
         from voicestack.placement.config import Placement
-        from voicestack.serve_app.batching import Batcher, apply_items
+        from voicestack.serve_app.batching import Batcher, apply_items, batch_together
 
         super().__init__(leaves)
         first = LeafSpec(**leaves[0])
@@ -146,6 +146,7 @@ class ChunkServer(_LeafServer):
             batching.wait_ms / 1000,
             concurrent=self.threads,
             executor=self._pool,
+            together=batch_together,
         )
 
     async def apply(

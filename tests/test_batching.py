@@ -114,6 +114,47 @@ def test_a_first_chunk_goes_ahead_of_later_chunks_of_running_streams():
     assert sorted(x for batch in seen for x in batch) == ["first", "later0", "later1", "later2"]
 
 
+def test_a_small_first_chunk_is_not_batched_with_large_ones_that_would_pad_it():
+    seen: list[list[int]] = []
+
+    def run(items):
+        seen.append(list(items))
+        return items
+
+    async def main():
+        # Items are chunk lengths; only lengths within 1.25x of the batch's first go together.
+        batcher = Batcher(
+            run, max_size=8, wait_s=0.05, together=lambda a, b: max(a, b) <= 1.25 * min(a, b)
+        )
+        await asyncio.gather(
+            batcher.submit(80, priority=0),  # a stream's first chunk, earliest deadline
+            batcher.submit(340, priority=1),
+            batcher.submit(90, priority=2),  # another stream's first chunk
+            batcher.submit(330, priority=3),
+        )
+
+    _run_async(main())
+    assert seen[0] == [80, 90]  # the first chunks, padded to 90 at most, run first
+    assert seen[1] == [340, 330]
+
+
+def test_chunk_calls_batch_only_with_the_same_network_at_close_lengths(duration_addon):
+    from voicestack.blocks.chunk import Chunk
+    from voicestack.serve_app.batching import batch_together
+
+    decoder = next(b for b in voice_with(duration_addon).plan.leaves() if b.type_name == "Decoder")
+
+    def item(frames: int):
+        return (
+            decoder,
+            Chunk(torch.zeros(frames, decoder.network.spec.inputs[0].shape[-1]), 0),
+            (0, 0),
+        )
+
+    assert batch_together(item(100), item(120))
+    assert not batch_together(item(100), item(200))  # would pad the first to twice its work
+
+
 def test_one_bad_item_does_not_cost_the_others_their_results():
     def run(items):
         if "bad" in items:
