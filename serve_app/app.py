@@ -160,6 +160,9 @@ def deployment_options(placement, key: str, where: str, kind: str) -> dict[str, 
         "ray_actor_options": actor_options(placement, where),
         # A rolling update lets a replica finish what it is streaming before it stops.
         "graceful_shutdown_timeout_s": 120,
+        # Serve logs every call by default: a line per chunk per block, which costs CPU and
+        # buries real errors (those are still logged). The ingress keeps its per-request log.
+        "logging_config": {"enable_access_log": False},
     }
     if kind == "composer":  # every admitted or waiting stream, and room for short calls
         streams = placement.streams

@@ -181,6 +181,11 @@ class Composer:
                 yield _error(400, str(e))
                 return
             if features is None:
+                if playback.sent_chunks == 0:
+                    # Sentences were found, but none had anything to say (emoji, a script the
+                    # voice cannot read): an error before any audio, never an empty file.
+                    yield _error(400, "nothing to say: no sentence of the text is speakable")
+                    return
                 break
             # The next sentence is prepared once this one's first chunk is here, not before:
             # its encoders would otherwise compete with this sentence's first chunk (TTFA for
@@ -319,14 +324,18 @@ class Composer:
                 results.put(e)
 
         threading.Thread(target=drive, daemon=True, name=f"tail-{self.name}").start()
-        async for audio, _mel in outputs:
-            inbox.put(audio)
-            while not results.empty():
-                item = results.get()
-                if isinstance(item, BaseException):
-                    raise item
-                yield item, None
-        inbox.put(done)
+        try:
+            async for audio, _mel in outputs:
+                inbox.put(audio)
+                while not results.empty():
+                    item = results.get()
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item, None
+        finally:
+            # Also when the client left or a chunk failed: the thread waiting for the next
+            # chunk ends instead of waiting forever.
+            inbox.put(done)
         while (item := await asyncio.to_thread(results.get)) is not done:
             if isinstance(item, BaseException):
                 raise item

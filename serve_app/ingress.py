@@ -16,12 +16,14 @@ import logging
 import time
 from typing import Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from voicestack.serve_app.app import VOICE_APP_PREFIX
+from voicestack.serve_app.auth import load_api_keys, refusal
 from voicestack.serve_app.formats import StreamEncoder
 
 logger = logging.getLogger("voicestack.serve")
@@ -29,7 +31,23 @@ logger = logging.getLogger("voicestack.serve")
 #: Seconds a cached list of voice applications is trusted before it is read again.
 VOICES_TTL_S = 2.0
 
-api = FastAPI(title="voicestack", summary="Many TTS voices, streamed as they are made.")
+#: Keys read once, when the ingress replica imports this module (serve_app/auth.py).
+API_KEYS = load_api_keys()
+
+
+async def _authorized(request: Request) -> None:
+    """Every route's first step (a dependency, not a middleware: Starlette's middlewares wrap
+    a streaming body and would swallow how a failed stream ends)."""
+    why = refusal(request.url.path, request.headers.get("authorization"), API_KEYS)
+    if why is not None:
+        raise StarletteHTTPException(401, why, headers={"WWW-Authenticate": "Bearer"})
+
+
+api = FastAPI(
+    title="voicestack",
+    summary="Many TTS voices, streamed as they are made.",
+    dependencies=[Depends(_authorized)],
+)
 
 
 class SynthesizeRequest(BaseModel):
@@ -59,6 +77,15 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
         f"{p['key']}: {p['message']}" if p["key"] else p["message"] for p in problems
     )
     return JSONResponse(status_code=422, content={"error": message, "problems": problems})
+
+
+@api.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """FastAPI's own 4xx (a body that is not JSON or not UTF-8, an unknown route) in the API's
+    error shape, `{"error": ...}`, like every other error."""
+    return JSONResponse(
+        status_code=exc.status_code, content={"error": str(exc.detail)}, headers=exc.headers
+    )
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:

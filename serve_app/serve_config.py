@@ -111,6 +111,7 @@ def _yaml_options(options: dict[str, Any]) -> dict[str, Any]:
         "autoscaling_config",
         "max_ongoing_requests",
         "graceful_shutdown_timeout_s",
+        "logging_config",
         "ray_actor_options",
     ]
     return {k: options[k] for k in order if k in options}

@@ -185,6 +185,10 @@ def test_a_requested_sample_rate_resamples_the_stream(service):
         ({"voice": "test-duration", "text": ""}, 422, ["text"]),
         ({"voice": "test-duration", "text": "Hi.", "speed": 2}, 422, ["speed"]),
         ({"voice": "test-duration", "text": "..."}, 400, ["nothing to say"]),
+        # Something, but nothing this voice can speak: an error, never an empty 44-byte WAV.
+        ({"voice": "test-duration", "text": "😀😀 🎉"}, 400, ["nothing to say"]),
+        ({"voice": "test-duration", "text": "你好世界。"}, 400, ["nothing to say"]),
+        ({"voice": "test-duration", "text": "مرحبا بالعالم"}, 400, ["nothing to say"]),
         ({"voice": "test-duration", "text": "Hi.", "with_mel": True}, 422, ["msgpack"]),
         ({"voice": "test-duration", "text": "Hi.", "sample_rate": 5}, 422, ["sample_rate"]),
     ],
@@ -206,6 +210,19 @@ def test_a_body_that_is_not_json_is_a_4xx_with_a_json_error(service):
     )
     assert response.status_code == 422
     assert "JSON" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"voice": "test-duration", "text": "caf\xe9"}', b"[" * 5000 + b"]" * 5000],
+    ids=["not-utf8", "nested-5000-deep"],
+)
+def test_a_body_that_cannot_be_read_is_a_4xx_in_the_apis_error_shape(service, raw):
+    response = service["client"].post(
+        "/v1/synthesize", content=raw, headers={"content-type": "application/json"}
+    )
+    assert 400 <= response.status_code < 500
+    assert isinstance(response.json()["error"], str) and response.json()["error"]
 
 
 def test_voices_lists_each_voice_with_its_architecture_rate_stack_and_placement(service):
