@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
+from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -68,7 +69,25 @@ def _describe_character(character: str) -> str:
     return f"U+{ord(character):04X} {unicodedata.name(character, 'unnamed character')}"
 
 
-class Frontend(SequenceBlock):
+class TextFrontend(SequenceBlock):
+    """What every voice's front end is: it cuts a request's text into sentences (the runtimes
+    stream sentence by sentence) and turns one sentence into symbol ids (`symbols`), the index
+    of each word's first symbol (`word_starts`) and what it skipped (`unknown`)."""
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return ("text",)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return ("symbols", "word_starts", "unknown")
+
+    @abstractmethod
+    def sentences(self, text: str) -> list[str]:
+        """The request's text as sentences, in order."""
+
+
+class Frontend(TextFrontend):
     """Text to symbol ids through normalisation and espeak-ng (see `phonemes.G2P`).
 
     Features: reads `text` (one sentence, as `sentences` returns it; raw text works too, as
@@ -116,14 +135,6 @@ class Frontend(SequenceBlock):
             self._g2p = G2P(config.language, symbols=symbols)
         except RuntimeError as error:  # phonemizer: 'language "xx" is not supported ...'
             raise StackError([Problem(f"{where}.language", str(error))]) from error
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return ("text",)
-
-    @property
-    def outputs(self) -> tuple[str, ...]:
-        return ("symbols", "word_starts", "unknown")
 
     def sentences(self, text: str) -> list[str]:
         """The request's text, normalised and split into sentences, in order."""

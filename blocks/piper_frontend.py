@@ -77,11 +77,12 @@ from typing import Any, Literal
 from voicestack.blocks.base import BlockConfig, BuildEnv
 from voicestack.blocks.frontend import (
     NothingToSayError,
+    TextFrontend,
     UnknownSymbol,
     UnknownSymbolError,
     _describe_character,
 )
-from voicestack.blocks.sequence import Features, SequenceBlock
+from voicestack.blocks.sequence import Features
 
 logger = logging.getLogger("voicestack.piper_frontend")
 
@@ -575,7 +576,7 @@ def _merge_vowel_clusters(phonemes: Sequence[str], clusters: set[tuple[str, ...]
     return merged
 
 
-class PiperFrontend(SequenceBlock):
+class PiperFrontend(TextFrontend):
     """Text to Piper's phoneme ids, exactly as Piper 1.8 makes them (see the module docstring).
 
     The symbol table is the voice's (`addon.symbols`): index = Piper phoneme id; it must hold
@@ -635,14 +636,6 @@ class PiperFrontend(SequenceBlock):
             self._espeak = _Espeak(config.espeak_voice)
         except EspeakError as error:
             raise StackError([Problem(f"{where}.espeak_voice", str(error))]) from error
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return ("text",)
-
-    @property
-    def outputs(self) -> tuple[str, ...]:
-        return ("symbols", "word_starts", "unknown")
 
     def sentences(self, text: str) -> list[str]:
         """The text of each sentence Piper would synthesize, in order: reading one of them alone
