@@ -35,18 +35,28 @@ VOICES_TTL_S = 2.0
 API_KEYS = load_api_keys()
 
 
-async def _authorized(request: Request) -> None:
-    """Every route's first step (a dependency, not a middleware: Starlette's middlewares wrap
-    a streaming body and would swallow how a failed stream ends)."""
+#: The largest request body read, in bytes: a text of 100,000 characters and its JSON fit.
+MAX_BODY_BYTES = 1_000_000
+
+
+async def _admitted(request: Request) -> None:
+    """Every route's first step: the caller's key, and a body of bounded size, checked before
+    the body is read (a dependency, not a middleware: Starlette's middlewares wrap a streaming
+    body and would swallow how a failed stream ends)."""
     why = refusal(request.url.path, request.headers.get("authorization"), API_KEYS)
     if why is not None:
         raise StarletteHTTPException(401, why, headers={"WWW-Authenticate": "Bearer"})
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+        raise StarletteHTTPException(
+            413, f"the request body is larger than {MAX_BODY_BYTES} bytes ({length})"
+        )
 
 
 api = FastAPI(
     title="voicestack",
     summary="Many TTS voices, streamed as they are made.",
-    dependencies=[Depends(_authorized)],
+    dependencies=[Depends(_admitted)],
 )
 
 

@@ -225,6 +225,15 @@ def test_a_body_that_cannot_be_read_is_a_4xx_in_the_apis_error_shape(service, ra
     assert isinstance(response.json()["error"], str) and response.json()["error"]
 
 
+def test_a_body_over_the_size_limit_is_a_413_before_it_is_read(service):
+    text = "word " * 400_000  # 2 MB
+    response = service["client"].post(
+        "/v1/synthesize", json={"voice": "test-duration", "text": text}
+    )
+    assert response.status_code == 413
+    assert "larger than" in response.json()["error"]
+
+
 def test_voices_lists_each_voice_with_its_architecture_rate_stack_and_placement(service):
     voices = {v["name"]: v for v in service["client"].get("/v1/voices").json()["voices"]}
     assert set(voices) == {"test-duration", "test-attention"}
