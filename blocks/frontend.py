@@ -15,6 +15,7 @@ HTTP process can import the name.
 from __future__ import annotations
 
 import logging
+import os
 import unicodedata
 from abc import abstractmethod
 from dataclasses import dataclass
@@ -85,6 +86,23 @@ class TextFrontend(SequenceBlock):
     @abstractmethod
     def sentences(self, text: str) -> list[str]:
         """The request's text as sentences, in order."""
+
+    def _report(self, unknown: list[UnknownSymbol]) -> None:
+        """Raise (`on_unknown: error`) or log what was skipped. The log names each character
+        and why, not the sentence it was in: request text stays out of the logs unless
+        `VOICESTACK_LOG_TEXT=1` asks for it."""
+        if not unknown:
+            return
+        if self.config.on_unknown == "error":  # type: ignore[attr-defined]
+            raise UnknownSymbolError(unknown)
+        with_text = os.environ.get("VOICESTACK_LOG_TEXT") == "1"
+        # The concrete front end's own logger ("voicestack.frontend", "voicestack.piper_frontend").
+        own = logging.getLogger(type(self).__module__.replace("voicestack.blocks.", "voicestack."))
+        own.warning(
+            "%s skipped what it cannot speak:\n%s",
+            self.path or type(self).__name__,
+            "\n".join(f"  {u}" if with_text else f"  {u.what!r}: {u.why}" for u in unknown),
+        )
 
 
 class Frontend(TextFrontend):
@@ -194,14 +212,3 @@ class Frontend(TextFrontend):
             "word_starts": torch.tensor(word_starts, dtype=torch.long),
             "unknown": unknown,
         }
-
-    def _report(self, unknown: list[UnknownSymbol]) -> None:
-        if not unknown:
-            return
-        if self.config.on_unknown == "error":
-            raise UnknownSymbolError(unknown)
-        logger.warning(
-            "%s skipped what it cannot speak:\n%s",
-            self.path or type(self).__name__,
-            "\n".join(f"  {u}" for u in unknown),
-        )

@@ -79,7 +79,6 @@ from voicestack.blocks.frontend import (
     NothingToSayError,
     TextFrontend,
     UnknownSymbol,
-    UnknownSymbolError,
     _describe_character,
 )
 from voicestack.blocks.sequence import Features
@@ -770,14 +769,3 @@ class PiperFrontend(TextFrontend):
             first = start if start is not None else 0
             sentences.append(_Sentence(phonemes, offset + first, offset + len(text)))
         return sentences, held_back
-
-    def _report(self, unknown: list[UnknownSymbol]) -> None:
-        if not unknown:
-            return
-        if self.config.on_unknown == "error":
-            raise UnknownSymbolError(unknown)
-        logger.warning(
-            "%s skipped what it cannot speak:\n%s",
-            self.path or type(self).__name__,
-            "\n".join(f"  {u}" for u in unknown),
-        )

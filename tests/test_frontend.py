@@ -156,7 +156,16 @@ def test_unknown_characters_are_reported_with_their_position_and_skipped(fronten
     assert decode(frontend, out["symbols"]) == decode(
         frontend, frontend({"text": "Hello world"})["symbols"]
     )
-    assert "😀" in caplog.text and "character 6" in caplog.text
+    # What and why are logged; the request's text is not.
+    assert "😀" in caplog.text and "GRINNING FACE" in caplog.text
+    assert "Hello" not in caplog.text
+
+
+def test_the_log_shows_where_in_the_text_only_when_asked(frontend, caplog, monkeypatch) -> None:
+    monkeypatch.setenv("VOICESTACK_LOG_TEXT", "1")
+    with caplog.at_level(logging.WARNING, logger="voicestack.frontend"):
+        frontend({"text": "Hello 😀 world"})
+    assert "character 6 of 'Hello 😀 world'" in caplog.text
 
 
 def test_unknown_characters_raise_when_the_voice_asks_for_errors(strict) -> None:
