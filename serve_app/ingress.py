@@ -1,13 +1,13 @@
 """The HTTP API: list voices, stream synthesis, health.
 
-GET  /healthz                 {"status": "ok", "voices": N}
+GET  /healthz                 {status: ok|degraded, voices, starting, failed: {voice: why}}
 GET  /v1/voices               each voice: name, architecture, language, sample rate, stack, placement
 POST /v1/synthesize           {voice, text, format: wav|pcm|msgpack, sample_rate?, with_mel?, seed?}
 
 The ingress finds voices by their Serve application names (`voice-NAME`), so a voice added with
 `serve deploy` is served without redeploying the ingress. A bad request is answered with a 4xx
 and a JSON body naming the problem before any audio is sent; once audio has started, a failure
-ends the stream (with an error message in `msgpack`). A client that disconnects cancels its
+ends the stream (with an error message in `msgpack`; wav and pcm are cut off before their end). A client that disconnects cancels its
 request all the way down: the composer cancels its source's stream and the calls in flight.
 """
 
@@ -151,6 +151,12 @@ async def _body(stream: Any, first: dict, encoder: StreamEncoder, resample: Any)
         raise StreamAborted(failure)
 
 
+def _reason(message: str, lines: int = 3) -> str:
+    """Serve's deploy message cut to its last lines: a traceback ends with the exception that
+    says why, and can run to hundreds of lines before it."""
+    return "\n".join((message or "").strip().splitlines()[-lines:])
+
+
 class _Resampler:
     """Streaming resampling with libsoxr (python-soxr): chunk by chunk, no seams."""
 
@@ -172,6 +178,7 @@ class Ingress:
     def __init__(self) -> None:
         self._voices: dict[str, Any] = {}
         self._starting: list[str] = []
+        self._failed: dict[str, str] = {}
         #: Each voice's description (sample rate, stack...), asked once, not on every request.
         self._described: dict[str, dict[str, Any]] = {}
         self._read_at = 0.0
@@ -188,6 +195,14 @@ class Ingress:
                     if name.startswith(VOICE_APP_PREFIX)
                 }
                 self._starting = sorted(v for v, st in apps.items() if st == "DEPLOYING")
+                # A voice that could not be deployed (its addon does not load, say) is reported
+                # with Serve's reason; the other voices serve on.
+                self._failed = {
+                    name[len(VOICE_APP_PREFIX) :]: _reason(app.message)
+                    for name, app in status.applications.items()
+                    if name.startswith(VOICE_APP_PREFIX)
+                    and app.status in ("DEPLOY_FAILED", "UNHEALTHY")
+                }
                 names = sorted(VOICE_APP_PREFIX + v for v, st in apps.items() if st == "RUNNING")
                 voices = {}
                 for name in names:
@@ -214,7 +229,12 @@ class Ingress:
     @api.get("/healthz")
     async def healthz(self) -> dict[str, Any]:
         voices = await self.voices()
-        return {"status": "ok", "voices": sorted(voices), "starting": self._starting}
+        return {
+            "status": "degraded" if self._failed else "ok",
+            "voices": sorted(voices),
+            "starting": self._starting,
+            "failed": self._failed,
+        }
 
     @api.get("/v1/voices")
     async def list_voices(self) -> dict[str, Any]:
@@ -230,6 +250,10 @@ class Ingress:
                 status_code=503,
                 content={"error": f"voice {request.voice!r} is starting; try again shortly"},
                 headers={"Retry-After": "2"},
+            )
+        if handle is None and request.voice in self._failed:
+            return _error(
+                503, f"voice {request.voice!r} failed to deploy: {self._failed[request.voice]}"
             )
         if handle is None:
             known = sorted(await self.voices())

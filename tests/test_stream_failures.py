@@ -108,3 +108,40 @@ def test_a_stream_whose_chunk_replica_dies_completes_whole_or_says_it_failed(ser
 
     # Completed: every chunk is there (the chunk calls waited for the new replica).
     assert len(audio(messages)) == len(audio(whole))
+
+
+def test_a_voice_whose_addon_fails_to_load_leaves_the_others_serving_and_health_says_why(
+    service, voices_dir, tmp_path
+):
+    import json
+    import shutil
+
+    from ray.serve.context import _get_global_client
+    from ray.serve.schema import ServeDeploySchema
+
+    broken = tmp_path / "test-broken"
+    shutil.copytree(voices_dir / "test-duration", broken)
+    data = json.loads((broken / "addon.json").read_text())
+    data["name"] = "test-broken"
+    (broken / "addon.json").write_text(json.dumps(data))
+    network = next(iter(data["networks"].values()))["file"]
+    (broken / network).write_bytes(b"not an archive")  # refused by the loader, by name
+    config = service["config"]
+    (app,) = [a for a in config["applications"] if a["name"] == "voice-test-duration"]
+    failing = json.loads(json.dumps(app))
+    failing["name"], failing["args"]["addon"] = "voice-test-broken", str(broken)
+    config = {**config, "applications": [*config["applications"], failing]}
+    _get_global_client().deploy_apps(ServeDeploySchema.model_validate(config))
+
+    client = service["client"]
+    deadline = time.monotonic() + 300
+    while "test-broken" not in (health := client.get("/healthz").json())["failed"]:
+        assert time.monotonic() < deadline, health
+        time.sleep(1)
+    assert health["status"] == "degraded" and "test-duration" in health["voices"]
+    assert (
+        network in health["failed"]["test-broken"] or "archive" in health["failed"]["test-broken"]
+    )
+    refused = client.post("/v1/synthesize", json={"voice": "test-broken", "text": "Hello."})
+    assert refused.status_code == 503 and "failed to deploy" in refused.json()["error"]
+    wait_until_served(service)  # the other voice serves on
