@@ -87,6 +87,22 @@ class TextFrontend(SequenceBlock):
     def sentences(self, text: str) -> list[str]:
         """The request's text as sentences, in order."""
 
+    def _features(
+        self, text: str, ids: list[int], word_starts: list[int], unknown: list, spoken: bool
+    ) -> dict[str, Any]:
+        """One sentence's features, after reporting what was skipped; NothingToSayError when
+        nothing in it is spoken (`spoken`: it has a phoneme)."""
+        import torch
+
+        self._report(unknown)
+        if not spoken:
+            raise NothingToSayError(f"nothing to say in {text!r}")
+        return {
+            "symbols": torch.tensor(ids, dtype=torch.long),
+            "word_starts": torch.tensor(word_starts, dtype=torch.long),
+            "unknown": unknown,
+        }
+
     def _report(self, unknown: list[UnknownSymbol]) -> None:
         """Raise (`on_unknown: error`) or log what was skipped. The log names each character
         and why, not the sentence it was in: request text stays out of the logs unless
@@ -161,7 +177,6 @@ class Frontend(TextFrontend):
         return split_sentences(normalize(text, self._normalizer_language))
 
     def __call__(self, features: Features) -> dict[str, Any]:
-        import torch
         from voicestack.blocks.text_normalization import find_unknown_characters, normalize
 
         sentence = normalize(features["text"], self._normalizer_language)
@@ -204,11 +219,4 @@ class Frontend(TextFrontend):
             word_starts.append(len(ids))
             ids.extend(word_ids)
 
-        self._report(unknown)
-        if not has_phoneme:
-            raise NothingToSayError(f"nothing to say in {features['text']!r}")
-        return {
-            "symbols": torch.tensor(ids, dtype=torch.long),
-            "word_starts": torch.tensor(word_starts, dtype=torch.long),
-            "unknown": unknown,
-        }
+        return self._features(features["text"], ids, word_starts, unknown, has_phoneme)

@@ -76,7 +76,6 @@ from typing import Any, Literal
 
 from voicestack.blocks.base import BlockConfig, BuildEnv
 from voicestack.blocks.frontend import (
-    NothingToSayError,
     TextFrontend,
     UnknownSymbol,
     _describe_character,
@@ -648,7 +647,6 @@ class PiperFrontend(TextFrontend):
         return [s.phonemes for s in self._phonemize(clean)]
 
     def __call__(self, features: Features) -> dict[str, Any]:
-        import torch
 
         text = features["text"]
         clean, unknown = self._speakable(text)
@@ -680,14 +678,7 @@ class PiperFrontend(TextFrontend):
             ids += [id_, pad]
         ids.append(self._ids[EOS])
 
-        self._report(unknown)
-        if not has_phoneme:
-            raise NothingToSayError(f"nothing to say in {text!r}")
-        return {
-            "symbols": torch.tensor(ids, dtype=torch.long),
-            "word_starts": torch.tensor(word_starts, dtype=torch.long),
-            "unknown": unknown,
-        }
+        return self._features(text, ids, word_starts, unknown, has_phoneme)
 
     def _speakable(self, text: str) -> tuple[str, list[UnknownSymbol]]:
         """The text with what cannot be handed to espeak-ng replaced by a space, so that
