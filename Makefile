@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Ray Serve on an embedded local Ray, with every installed voice (deploy/local.yaml).
+# Ray Serve on an embedded local Ray, with every installed voice (deploy/local.yaml). Serve's
+# HTTP proxy gets 120 s (not 5) to answer its first health check: on a busy laptop a slower
+# start is waited for instead of killed and restarted.
 serve: $(STAMP)
-	$(VENV)/bin/serve run deploy/local.yaml
+	RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S=120 $(VENV)/bin/serve run deploy/local.yaml
 
 # The Serve configs in deploy/ are generated from the placements in deploy/placements/.
 deploy-configs: $(STAMP)
