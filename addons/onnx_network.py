@@ -79,6 +79,7 @@ class OnnxNetwork(Network):
     def ready(self) -> Network:
         if self._session is None:
             self._session = self._make_session()
+            self._model = b""  # the session holds the weights now: no second copy
         return self
 
     def _make_session(self) -> Any:

@@ -122,15 +122,17 @@ def _import(model: Path, dest: Path, name: str) -> None:
     import_piper(model, None, dest, name)
 
 
-def _built_once(dest: Path, build) -> Path:
+def _built_once(dest: Path, build, complete=None) -> Path:
     """`dest`, built by `build(folder)` into a temporary folder renamed into place, so that an
-    interrupted build or a concurrent one never leaves a half-written addon."""
-    if (dest / ADDON_FILE).is_file():
+    interrupted build or a concurrent one never leaves a half-written addon. `complete(dest)`
+    says whether a build is there (default: an addon.json in it)."""
+    complete = complete or (lambda d: (d / ADDON_FILE).is_file())
+    if complete(dest):
         return dest
     tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     build(tmp)
-    if dest.exists() and not (dest / ADDON_FILE).is_file():
+    if dest.exists() and not complete(dest):  # an incomplete build from an interrupted run
         shutil.rmtree(dest, ignore_errors=True)
     try:
         tmp.rename(dest)
@@ -141,22 +143,14 @@ def _built_once(dest: Path, build) -> Path:
 
 def test_voices() -> list[Path]:
     """The test voices' folders, built into the cache on first use."""
-    from voicestack.addons.recipes.test_voices import TEST_VOICES_VERSION
+    from voicestack.addons.recipes.test_voices import TEST_VOICES_VERSION, build_test_voices
 
     dest = cache_dir() / f"test-voices-v{TEST_VOICES_VERSION}"
-    folders = [dest / "test-duration", dest / "test-attention"]
-    if not all((f / ADDON_FILE).is_file() for f in folders):
-        from voicestack.addons.recipes.test_voices import build_test_voices
-
-        tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
-        build_test_voices(tmp)
-        if dest.exists():  # an incomplete build from an interrupted run
-            shutil.rmtree(dest, ignore_errors=True)
-        try:
-            tmp.rename(dest)
-        except OSError:  # another process finished first: its build is the same voices
-            shutil.rmtree(tmp, ignore_errors=True)
-    return folders
+    names = ["test-duration", "test-attention"]
+    _built_once(
+        dest, build_test_voices, lambda d: all((d / n / ADDON_FILE).is_file() for n in names)
+    )
+    return [dest / n for n in names]
 
 
 def find_voice(name: str) -> VoiceEntry:

@@ -1,4 +1,4 @@
-"""Where a second of audio's CPU goes in the service: issue 5's profile, before optimising.
+"""Where a second of audio's CPU goes in the service, by process, against the compute alone.
 
     .venv/bin/python bench/profile_service.py [--voice espeak-duration] [--concurrency 8]
         [--requests 16] [--text 400] [--placement deploy/placements/local.yaml]

@@ -1,4 +1,4 @@
-"""The serving benchmark of issue 5, in one command: voicestack on Ray Serve against a naive
+"""The serving benchmark, in one command: voicestack on Ray Serve against a naive
 ASGI server and an in-process streaming one, same voice, same machine, same clients.
 
     .venv/bin/python bench/serve_bench.py [--quick] [--levels 1,4,16,64] [--requests N]

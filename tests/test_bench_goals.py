@@ -1,4 +1,4 @@
-"""The serving benchmark checks issue 5's goals off one run's summaries: a ratio past its limit
+"""The serving benchmark checks its serving goals off one run's summaries: a ratio past its limit
 is not met, and a goal whose levels were not run is never reported as met."""
 
 from bench.serve_bench.goals import goals

@@ -1,4 +1,4 @@
-"""The serving benchmark (issue 5): voicestack on Ray Serve against what a user would run instead.
+"""The serving benchmark: voicestack on Ray Serve against what a user would run instead.
 
 The same voice is served several ways on one machine, one after another in one run, and driven by
 the same concurrent streaming clients, so the numbers compare like with like:

@@ -3,7 +3,7 @@ holds. A goal whose levels were not run is reported as not measured, which is no
 
 Two tables (`tables` picks those a run's servers measure):
 
-- issue 5 (`goals`): voicestack against the naive and in-process streaming servers, and
+- serving (`goals`): voicestack against the naive and in-process streaming servers, and
   batching on against off;
 - piper (`piper_goals`): voicestack against Piper's own engine on the same Piper voice
   (`--voice joe`): `piper-stream`, sentence by sentence, and `piper-http`, Piper's server.
@@ -143,7 +143,7 @@ def _no_errors(summaries: list[dict[str, Any]], server: str) -> Goal:
 
 
 def goals(summaries: list[dict[str, Any]]) -> list[Goal]:
-    """Issue 5's goals."""
+    """The serving goals: voicestack against the servers a user would write instead."""
     out = _ratios(summaries, RATIOS)
     out += [_no_errors(summaries, server) for server in ("voicestack", "voicestack-unbatched")]
     return out
@@ -166,14 +166,14 @@ def piper_goals(summaries: list[dict[str, Any]]) -> list[Goal]:
 
 #: Goal tables: title, the goals, and the servers (besides voicestack) that call for the table.
 TABLES: list[tuple[str, Callable[[list[dict[str, Any]]], list[Goal]], frozenset[str]]] = [
-    ("issue 5", goals, frozenset({"naive", "streaming", "voicestack-unbatched"})),
+    ("serving", goals, frozenset({"naive", "streaming", "voicestack-unbatched"})),
     ("piper", piper_goals, frozenset({"piper-stream", "piper-http"})),
 ]
 
 
 def tables(summaries: list[dict[str, Any]]) -> list[tuple[str, list[Goal]]]:
     """The goal tables this run's servers call for: a table when one of its own servers ran;
-    issue 5's when only voicestack did."""
+    the serving goals when only voicestack did."""
     ran = {s["server"] for s in summaries}
     chosen = [(title, make) for title, make, own in TABLES if ran & own]
     if not chosen:
@@ -181,7 +181,7 @@ def tables(summaries: list[dict[str, Any]]) -> list[tuple[str, list[Goal]]]:
     return [(title, make(summaries)) for title, make in chosen]
 
 
-def markdown(rows: list[Goal], title: str = "issue 5") -> str:
+def markdown(rows: list[Goal], title: str = "serving") -> str:
     mark = {True: "met", False: "not met", None: "not met (not measured)"}
     lines = [f"| goal ({title}) | measured | |", "|---|---|---|"]
     lines += [f"| {g.name} | {g.measured} | {mark[g.met]} |" for g in rows]

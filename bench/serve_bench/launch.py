@@ -33,7 +33,7 @@ from bench.serve_bench.sampler import ProcessFinder, process_tree, ray_processes
 REPO = Path(__file__).resolve().parents[2]
 #: voicestack runs with the laptop placement `make serve` uses (deploy/placements/local.yaml:
 #: admission, cross-request batching of Decoder and Vocoder chunks); `voicestack-unbatched`
-#: with the same placement less every `batching` entry, so that issue 5's batching on/off
+#: with the same placement less every `batching` entry, so that the batching on/off
 #: comparison differs in nothing else.
 SERVERS: tuple[str, ...] = (
     "naive",

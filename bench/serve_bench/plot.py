@@ -1,4 +1,4 @@
-"""The two pictures issue 5 asks for, from the level summaries, in one PNG:
+"""The benchmark's two pictures, from the level summaries, in one PNG:
 
 - TTFA p50 against text length at concurrency 1: does the first audio wait for the whole text?
 - RTFX against concurrency for the 400-character text (else the one-sentence text, else the

@@ -1,4 +1,4 @@
-"""From raw stream records to the numbers issue 5 asks for, as a markdown table and JSON.
+"""From raw stream records to the benchmark's numbers, as a markdown table and JSON.
 
 Summaries are computed from the kept records (never accumulated during the run), so the JSON's
 raw arrivals can always be re-checked against the table. A stream that ended cleanly but with
