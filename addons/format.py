@@ -150,6 +150,11 @@ class AddonConfig(_Strict):
     audio: AudioConfig
     symbols: list[str] = Field(min_length=2, description="symbol table; index = id; 0 is padding")
     frontend: dict[str, Any] = Field(default_factory=lambda: {"type": "Frontend"})
+    speakers: dict[str, int] = Field(
+        default_factory=dict,
+        description="a multi-speaker voice's speakers: name -> the id its networks take "
+        "(a request's `speaker`); empty for a one-speaker voice",
+    )
     networks: dict[str, NetworkSpec] = Field(min_length=1)
     stack: list[dict[str, Any]] = Field(min_length=1)
     placement: Placement = Field(default_factory=Placement)
@@ -172,6 +177,19 @@ class AddonConfig(_Strict):
         if any(not s for s in symbols):
             raise ValueError("symbols must be non-empty strings")
         return symbols
+
+    @field_validator("speakers")
+    @classmethod
+    def _speakers(cls, speakers: dict[str, int]) -> dict[str, int]:
+        ids = list(speakers.values())
+        if any(i < 0 for i in ids):
+            raise ValueError("speaker ids must be non-negative")
+        dupes = sorted({n for n, i in speakers.items() if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"speakers share ids: {dupes}")
+        if any(not n.strip() for n in speakers):
+            raise ValueError("speaker names must be non-empty")
+        return speakers
 
     @model_validator(mode="after")
     def _networks_consistent(self) -> AddonConfig:

@@ -111,13 +111,10 @@ def read_piper_config(path: Path) -> PiperVoiceConfig:
                 f"{config.phoneme_type!r}: only espeak-ng phonemes are supported by the importer",
             )
         )
-    if config.num_speakers > 1:
+    outside = sorted(n for n, i in config.speaker_id_map.items() if not 0 <= i < config.num_speakers)
+    if outside:
         problems.append(
-            Problem(
-                "num_speakers",
-                f"{config.num_speakers} speakers: multi-speaker Piper voices are not supported "
-                "by this importer yet (the speaker embedding enters every network)",
-            )
+            Problem("speaker_id_map", f"ids outside 0..{config.num_speakers - 1}: {outside[:10]}")
         )
     several = sorted(p for p, ids in config.phoneme_id_map.items() if len(ids) != 1)
     if several:
@@ -130,6 +127,19 @@ def read_piper_config(path: Path) -> PiperVoiceConfig:
     if problems:
         raise PiperImportError(problems)
     return config
+
+
+def speaker_table(config: PiperVoiceConfig) -> dict[str, int]:
+    """Every speaker of a multi-speaker voice by name (an id the voice's map does not name is
+    named by its number); empty for a one-speaker voice."""
+    if config.num_speakers == 1:
+        return {}
+    table = dict(config.speaker_id_map)
+    named = set(table.values())
+    for i in range(config.num_speakers):
+        if i not in named and str(i) not in table:
+            table[str(i)] = i
+    return dict(sorted(table.items(), key=lambda item: item[1]))
 
 
 def voice_name(model: Path, config: PiperVoiceConfig) -> str:
@@ -162,14 +172,30 @@ def import_piper(
     graph_model = onnx.load_model_from_string(load_onnx_model(model, model.parent))
     cut = _find_cut(graph_model)
     networks, channels = _split(graph_model, cut, split_generator)
+    speakers = speaker_table(config)
+    carry = 1 if cut["sid"] else 0
+    if bool(speakers) != bool(carry):
+        raise PiperImportError(
+            [
+                Problem(
+                    "num_speakers",
+                    f"the config says {config.num_speakers} speaker(s), but the model "
+                    f"{'takes' if carry else 'takes no'} speaker id",
+                )
+            ]
+        )
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for network_name, network in networks.items():
         onnx.save_model(network, out / f"{network_name}.onnx")
-    fields = {n: _receptive_field(networks[n], channels) for n in networks if n != "encoder"}
+    fields = {
+        n: _receptive_field(networks[n], channels, carry) for n in networks if n != "encoder"
+    }
     hop = fields["vocoder" if split_generator else "decoder"][0]
-    addon = _addon_json(model, config, name or voice_name(model, config), channels, hop, fields)
+    addon = _addon_json(
+        model, config, name or voice_name(model, config), channels, hop, fields, speakers
+    )
     (out / ADDON_FILE).write_text(json.dumps(addon, indent=2, ensure_ascii=False) + "\n")
     return out
 
@@ -245,9 +271,11 @@ def _find_cut(model: Any) -> dict[str, str]:
     )
     if exp is None:
         raise _not_piper("the prior's noise is not scaled by exp(log std)")
-    y_mask = _decoder_mask(g, add.output[0])
+    sid = names[3] if len(names) > 3 else None
+    y_mask = _decoder_mask(g, add.output[0], sid)
     output = g.graph.output[0].name
     return {
+        "sid": sid,
         "dp_noise": dp_mul.output[0],
         "durations": durations,
         "mean": _before_upsampling(g, mean_up),
@@ -269,9 +297,9 @@ def _before_upsampling(g: _Graph, upsampled: str) -> str:
     return inner.input[0]
 
 
-def _decoder_mask(g: _Graph, z_p: str) -> str:
-    """What the decoder needs besides z_p: the frame mask, and nothing else (a multi-speaker
-    voice would need its speaker embedding here)."""
+def _decoder_mask(g: _Graph, z_p: str, sid: str | None) -> str:
+    """What the decoder needs besides z_p: the frame mask, and (a multi-speaker voice) what it
+    computes from the speaker id alone, its speaker embedding."""
     stack = [z_p]
     nodes: dict[int, Any] = {}
     while stack:
@@ -289,11 +317,27 @@ def _decoder_mask(g: _Graph, z_p: str) -> str:
         and t not in produced
         and t not in initializers
         and t != z_p
-        and not g.made_by(t, "Constant")
+        and not _sources(g, t) <= {sid}  # weights, or the speaker's embedding
     }
     if len(frontier) != 1:
         raise _not_piper(f"the flow and generator read {sorted(frontier)} besides the prior")
     return frontier.pop()
+
+
+def _sources(g: _Graph, tensor: str) -> set[str]:
+    """The graph inputs `tensor` is computed from."""
+    inputs = {i.name for i in g.graph.input}
+    found, seen, stack = set(), set(), [tensor]
+    while stack:
+        t = stack.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        if t in inputs:
+            found.add(t)
+        elif t in g.producer:
+            stack += [i for i in g.producer[t].input if i]
+    return found
 
 
 def _not_piper(why: str) -> PiperImportError:
@@ -306,52 +350,129 @@ def _not_piper(why: str) -> PiperImportError:
 def _split(model: Any, cut: dict[str, str], split_generator: bool) -> tuple[dict[str, Any], int]:
     """The networks by name ('encoder', 'decoder' and, split off, 'vocoder'), wrapped to
     voicestack's network conventions (batch first, a float `mask`, (batch, length, channels)
-    frames)."""
+    frames).
+
+    A multi-speaker voice conditions every part on its speaker embedding. The encoder takes
+    the speaker id (`speaker`) and writes it into one more channel of its encodings; the
+    upsampler carries that channel through (`prior.carry`); the decoder and the vocoder read the
+    id back from their first frame and look their embedding up themselves. So the speaker
+    travels with the frames, and chunks of different speakers batch together."""
+    import onnx
     from onnx import TensorProto, helper
     from onnx.utils import Extractor
 
-    extractor = Extractor(model)
-    enc = extractor.extract_model(
-        ["input", "input_lengths", cut["dp_noise"]], [cut["mean"], cut["log_std"], cut["durations"]]
-    )
+    sid = cut["sid"]
+    speaker = [sid] if sid else []
+    extractor = Extractor(onnx.shape_inference.infer_shapes(model))
+    # The extractor types a cut part's inputs and outputs from the model's value infos; a cut
+    # tensor shape inference cannot type (in some exports) is a float of unknown shape.
+    for name in (cut[k] for k in ("dp_noise", "mean", "log_std", "durations", "z_p", "y_mask", "z")):
+        if name not in extractor.value_infos:
+            extractor.value_infos[name] = helper.make_tensor_value_info(
+                name, TensorProto.FLOAT, None
+            )
+    enc_in = ["input", "input_lengths", cut["dp_noise"], *speaker]
+    enc = extractor.extract_model(enc_in, [cut["mean"], cut["log_std"], cut["durations"]])
     dec_out = cut["z"] if split_generator else cut["output"]
-    dec = extractor.extract_model([cut["z_p"], cut["y_mask"]], [dec_out])
-    parts = [(enc, {"input", "input_lengths", cut["dp_noise"]}), (dec, {cut["z_p"], cut["y_mask"]})]
+    dec = extractor.extract_model([cut["z_p"], cut["y_mask"], *speaker], [dec_out])
+    parts = [(enc, set(enc_in)), (dec, {cut["z_p"], cut["y_mask"], *speaker})]
     if split_generator:
-        gen = extractor.extract_model([cut["z"]], [cut["output"]])
-        parts.append((gen, {cut["z"]}))
+        gen = extractor.extract_model([cut["z"], *speaker], [cut["output"]])
+        parts.append((gen, {cut["z"], *speaker}))
     for part, want in parts:
         got = {i.name for i in part.graph.input}
         if got != want:
             raise _not_piper(f"a cut part reads {sorted(got)}, expected {sorted(want)}")
     channels = _channels(enc, cut["mean"])
+    carry = 1 if sid else 0
 
     def value(name: str, dims: list, elem: int = TensorProto.FLOAT) -> Any:
         return helper.make_tensor_value_info(name, elem, dims)
 
-    axis1 = helper.make_tensor("vs_axis1", TensorProto.INT64, [1], [1])
-    length, frames = ["batch", "length"], ["batch", "length", channels]
+    def ints(name: str, values: list[int]) -> Any:
+        return helper.make_tensor(name, TensorProto.INT64, [len(values)], values)
+
+    constants = [
+        ints("vs_axis1", [1]),
+        ints("vs_axes12", [1, 2]),
+        ints("vs_zero", [0]),
+        ints("vs_one", [1]),
+        ints("vs_channels", [channels]),
+        ints("vs_wider", [channels + 1]),
+        ints("vs_axis2", [2]),
+        ints("vs_batch", [-1]),
+    ]
+
+    def read_speaker(frames_bct: str) -> list[Any]:
+        """Nodes: the latent frames (channels first) in `frames_bct` -> z (`vs_z`) and the speaker
+        id of each item from the carried channel of its first frame (`sid`)."""
+        if not sid:
+            return [helper.make_node("Identity", [frames_bct], ["vs_z"])]
+        return [
+            helper.make_node("Slice", [frames_bct, "vs_zero", "vs_channels", "vs_axis1"], ["vs_z"]),
+            helper.make_node(
+                "Slice", [frames_bct, "vs_channels", "vs_wider", "vs_axis1"], ["vs_speaker_row"]
+            ),
+            helper.make_node(
+                "Slice", ["vs_speaker_row", "vs_zero", "vs_one", "vs_axis2"], ["vs_first"]
+            ),
+            helper.make_node("Reshape", ["vs_first", "vs_batch"], ["vs_speaker_f"]),
+            helper.make_node("Round", ["vs_speaker_f"], ["vs_speaker_r"]),
+            helper.make_node("Cast", ["vs_speaker_r"], [sid], to=TensorProto.INT64),
+        ]
+
+    def with_speaker(latent_bct: str, out: str) -> list[Any]:
+        """Nodes: `latent_bct` with the input's speaker channel appended again, as `out`."""
+        if not sid:
+            return [helper.make_node("Identity", [latent_bct], [out])]
+        return [helper.make_node("Concat", [latent_bct, "vs_speaker_row"], [out], axis=1)]
+
+    length = ["batch", "length"]
+    frames = [*length, channels + carry]
+    enc_inputs = [
+        value("symbols", length, TensorProto.INT64),
+        value("mask", length),
+        value("dp_noise", ["batch", 2, "length"]),
+    ]
+    enc_before = [
+        helper.make_node("Identity", ["symbols"], ["input"]),
+        helper.make_node("ReduceSum", ["mask", "vs_axis1"], ["vs_lengths"], keepdims=0),
+        helper.make_node("Cast", ["vs_lengths"], ["input_lengths"], to=TensorProto.INT64),
+        helper.make_node("Identity", ["dp_noise"], [cut["dp_noise"]]),
+    ]
+    prior = [cut["mean"], cut["log_std"]]
+    if sid:
+        enc_inputs.append(value("speaker", ["batch"], TensorProto.INT64))
+        enc_before.append(helper.make_node("Identity", ["speaker"], [sid]))
+        # The id as one channel as long as the encodings: (batch, 1, symbols).
+        enc_before_out = [
+            helper.make_node("Cast", ["speaker"], ["vs_speaker_f"], to=TensorProto.FLOAT),
+            helper.make_node("Unsqueeze", ["vs_speaker_f", "vs_axes12"], ["vs_speaker_b11"]),
+            helper.make_node(
+                "Slice", [cut["mean"], "vs_zero", "vs_one", "vs_axis1"], ["vs_one_channel"]
+            ),
+            helper.make_node("Shape", ["vs_one_channel"], ["vs_row_shape"]),
+            helper.make_node("Expand", ["vs_speaker_b11", "vs_row_shape"], ["vs_speaker_row"]),
+        ]
+        prior.append("vs_speaker_row")
+    else:
+        enc_before_out = []
     networks = {
         "encoder": _wrap(
             enc,
-            inputs=[
-                value("symbols", length, TensorProto.INT64),
-                value("mask", length),
-                value("dp_noise", ["batch", 2, "length"]),
-            ],
-            before=[
-                helper.make_node("Identity", ["symbols"], ["input"]),
-                helper.make_node("ReduceSum", ["mask", "vs_axis1"], ["vs_lengths"], keepdims=0),
-                helper.make_node("Cast", ["vs_lengths"], ["input_lengths"], to=TensorProto.INT64),
-                helper.make_node("Identity", ["dp_noise"], [cut["dp_noise"]]),
-            ],
+            inputs=enc_inputs,
+            before=enc_before,
             after=[
-                helper.make_node("Concat", [cut["mean"], cut["log_std"]], ["vs_prior"], axis=1),
+                *enc_before_out,
+                helper.make_node("Concat", prior, ["vs_prior"], axis=1),
                 helper.make_node("Transpose", ["vs_prior"], ["encodings"], perm=[0, 2, 1]),
                 helper.make_node("Squeeze", [cut["durations"], "vs_axis1"], ["durations"]),
             ],
-            outputs=[value("encodings", [*length, 2 * channels]), value("durations", length)],
-            constants=[axis1],
+            outputs=[
+                value("encodings", [*length, 2 * channels + carry]),
+                value("durations", length),
+            ],
+            constants=constants,
         )
     }
     audio = [helper.make_node("Flatten", [cut["output"]], ["audio"], axis=1)]
@@ -359,25 +480,34 @@ def _split(model: Any, cut: dict[str, str], split_generator: bool) -> tuple[dict
         dec,
         inputs=[value("frames", frames), value("mask", length)],
         before=[
-            helper.make_node("Transpose", ["frames"], [cut["z_p"]], perm=[0, 2, 1]),
+            helper.make_node("Transpose", ["frames"], ["vs_frames"], perm=[0, 2, 1]),
+            *read_speaker("vs_frames"),
+            helper.make_node("Identity", ["vs_z"], [cut["z_p"]]),
             helper.make_node("Unsqueeze", ["mask", "vs_axis1"], [cut["y_mask"]]),
         ],
-        after=[helper.make_node("Transpose", [cut["z"]], ["latent"], perm=[0, 2, 1])]
+        after=[
+            *with_speaker(cut["z"], "vs_latent"),
+            helper.make_node("Transpose", ["vs_latent"], ["latent"], perm=[0, 2, 1]),
+        ]
         if split_generator
         else audio,
         outputs=[value("latent", frames)]
         if split_generator
         else [value("audio", ["batch", "samples"])],
-        constants=[axis1],
+        constants=constants,
     )
     if split_generator:
         networks["vocoder"] = _wrap(
             gen,
             inputs=[value("latent", frames)],
-            before=[helper.make_node("Transpose", ["latent"], [cut["z"]], perm=[0, 2, 1])],
+            before=[
+                helper.make_node("Transpose", ["latent"], ["vs_frames"], perm=[0, 2, 1]),
+                *read_speaker("vs_frames"),
+                helper.make_node("Identity", ["vs_z"], [cut["z"]]),
+            ],
             after=audio,
             outputs=[value("audio", ["batch", "samples"])],
-            constants=[],
+            constants=constants,
         )
     return networks, channels
 
@@ -415,12 +545,14 @@ def _wrap(
     import onnx
     from onnx import helper
 
+    nodes = [*before, *part.graph.node, *after]
+    read = {i for n in nodes for i in n.input}
     graph = helper.make_graph(
-        [*before, *part.graph.node, *after],
+        nodes,
         part.graph.name,
         inputs,
         outputs,
-        initializer=[*part.graph.initializer, *constants],
+        initializer=[*part.graph.initializer, *(c for c in constants if c.name in read)],
     )
     model = helper.make_model(
         graph, opset_imports=list(part.opset_import), producer_name="voicestack piper import"
@@ -437,28 +569,31 @@ def _channels(enc: Any, mean: str) -> int:
 
     probe = enc.SerializeToString()
     session = ort.InferenceSession(probe, providers=["CPUExecutionProvider"])
-    out = session.run(
-        [mean],
-        {
-            "input": np.ones((1, 4), dtype=np.int64),
-            "input_lengths": np.array([4], dtype=np.int64),
-            [i.name for i in enc.graph.input][2]: np.zeros((1, 2, 4), dtype=np.float32),
-        },
-    )[0]
+    names = [i.name for i in enc.graph.input]
+    feed = {
+        "input": np.ones((1, 4), dtype=np.int64),
+        "input_lengths": np.array([4], dtype=np.int64),
+        names[2]: np.zeros((1, 2, 4), dtype=np.float32),
+    }
+    if len(names) > 3:  # the speaker id
+        feed[names[3]] = np.zeros(1, dtype=np.int64)
+    out = session.run([mean], feed)[0]
     return int(out.shape[1])
 
 
-def _receptive_field(network: Any, channels: int) -> tuple[int, int]:
+def _receptive_field(network: Any, channels: int, carry: int) -> tuple[int, int]:
     """(output samples per input frame, receptive field in frames), measured on the network
     itself: one frame in the middle of a long input is changed, and the output that changes
-    with it spans the frames within the receptive field, and no others."""
+    with it spans the frames within the receptive field, and no others. The `carry` channels
+    after the latent ones (the speaker id) hold speaker 0 and are not perturbed."""
     import numpy as np
     import onnxruntime as ort
 
     session = ort.InferenceSession(network.SerializeToString(), providers=["CPUExecutionProvider"])
     inputs = [i.name for i in network.graph.input]
     frames = 301
-    z = np.random.default_rng(0).standard_normal((1, frames, channels)).astype(np.float32)
+    z = np.random.default_rng(0).standard_normal((1, frames, channels + carry)).astype(np.float32)
+    z[..., channels:] = 0.0
 
     def run(x: np.ndarray) -> np.ndarray:
         feed = {inputs[0]: x}
@@ -468,7 +603,7 @@ def _receptive_field(network: Any, channels: int) -> tuple[int, int]:
 
     base = run(z)
     centre = frames // 2
-    z[0, centre] += 3.0
+    z[0, centre, :channels] += 3.0
     changed = np.flatnonzero((run(z) != base).any(axis=1))
     if changed.size == 0:
         raise _not_piper("a network's output does not depend on its input")
@@ -500,8 +635,11 @@ def _addon_json(
     channels: int,
     hop: int,
     fields: dict[str, tuple[int, int]],
+    speakers: dict[str, int],
 ) -> dict[str, Any]:
     inference = config.inference
+    carry = 1 if speakers else 0  # the speaker id's channel, after the latent ones
+    wide = channels + carry
     split = "vocoder" in fields
     frontend: dict[str, Any] = {"type": "PiperFrontend", "espeak_voice": config.espeak.voice}
     if config.vowel_clusters:
@@ -519,15 +657,16 @@ def _addon_json(
             f"imported by `voicestack addon import piper`: VITS cut into encoder "
             f"(text encoder, duration predictor) and decoder (flow, HiFi-GAN).",
         ),
-        # The 'mel' frames of a VITS voice are its latent frames (`channels` wide).
+        # The 'mel' frames of a VITS voice are its latent frames (and the speaker's channel).
         "audio": {
             "sample_rate": config.audio.sample_rate,
             "hop_length": hop,
-            "n_mels": channels,
+            "n_mels": wide,
             "n_fft": max(1024, hop),
             "win_length": max(1024, hop),
         },
         "symbols": _symbols(config),
+        **({"speakers": speakers} if speakers else {}),
         "frontend": frontend,
         "networks": {
             "encoder": {
@@ -541,9 +680,10 @@ def _addon_json(
                         "shape": ["batch", 2, "length"],
                         "noise": inference.noise_w,
                     },
+                    *([{"name": "speaker", "dtype": "int64", "shape": ["batch"]}] if carry else []),
                 ],
                 "outputs": [
-                    {"name": "encodings", "shape": [*length, 2 * channels]},
+                    {"name": "encodings", "shape": [*length, 2 * channels + carry]},
                     {"name": "durations", "shape": length},
                 ],
                 # Attention over a longer sentence costs quadratic memory: cut at words.
@@ -553,11 +693,11 @@ def _addon_json(
                 "file": "decoder.onnx",
                 "role": "decoder",
                 "inputs": [
-                    {"name": "frames", "shape": [*length, channels]},
+                    {"name": "frames", "shape": [*length, wide]},
                     {"name": "mask", "shape": length},
                 ],
                 "outputs": [
-                    {"name": "latent", "shape": [*length, channels]}
+                    {"name": "latent", "shape": [*length, wide]}
                     if split
                     else {"name": "audio", "shape": ["batch", f"length*{hop}"]}
                 ],
@@ -568,7 +708,7 @@ def _addon_json(
                     "vocoder": {
                         "file": "vocoder.onnx",
                         "role": "vocoder",
-                        "inputs": [{"name": "latent", "shape": [*length, channels]}],
+                        "inputs": [{"name": "latent", "shape": [*length, wide]}],
                         "outputs": [{"name": "audio", "shape": ["batch", f"length*{hop}"]}],
                         "receptive_field_frames": fields["vocoder"][1],
                     }
@@ -591,7 +731,9 @@ def _addon_json(
                             "chunk_frames": CHUNK_FRAMES,
                             "rounding": "ceil",
                             "speed": 1.0 / inference.length_scale,
-                            "prior": {"noise_scale": inference.noise_scale},
+                            "prior": {"noise_scale": inference.noise_scale, "carry": carry}
+                            if carry
+                            else {"noise_scale": inference.noise_scale},
                         },
                         {"type": "Decoder"},
                     ],

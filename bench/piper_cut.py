@@ -45,11 +45,12 @@ def schedule(addon: Path, dest: Path, first: int, size: int, growth: float | Non
 
 def run_voice(path: Path, sentences: list[str], repeats: int) -> dict:
     from voicestack.addons.loader import load_addon
+    from voicestack.blocks.request import RequestOptions
     from voicestack.runtime.plan import stream_local
     from voicestack.runtime.voice import build_voice
 
     voice = build_voice(load_addon(path))
-    features = [voice.features(s, seed=1, index=0) for s in sentences]
+    features = [voice.features(s, voice.request(RequestOptions(seed=1))) for s in sentences]
     list(stream_local(voice.plan, dict(features[0])))  # sessions made, caches warm
     # Each sentence `repeats` times, the least CPU kept: other processes on a shared machine
     # only ever add time.

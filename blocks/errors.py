@@ -26,3 +26,17 @@ class ConfigError(ValueError):
 
 class StackError(ConfigError):
     """The `stack` (or `frontend`) tree cannot be built."""
+
+
+class RequestError(ValueError):
+    """A request asks for what the voice cannot do (a speaker it lacks, a speed it cannot
+    change). Names the request field; `status` is the HTTP status the service answers with."""
+
+    status = 400
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+    def __reduce__(self):  # survives pickling across Ray processes
+        return (type(self), (self.field, str(self).split(": ", 1)[1]))

@@ -10,22 +10,14 @@ the upsampler, which may run in different processes, still draw from one seed.
 
 from __future__ import annotations
 
-import secrets
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from voicestack.blocks.request import SEED, SENTENCE, new_seed
+
 if TYPE_CHECKING:
     import torch
-
-#: Feature keys the runtime sets for every sentence.
-SEED = "seed"
-SENTENCE = "sentence"
-
-
-def new_seed() -> int:
-    """A seed for a request that did not give one."""
-    return secrets.randbits(63)
 
 
 def standard_normal(

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field
 from voicestack.blocks.base import BlockConfig
 from voicestack.blocks.chunk import Chunk
+from voicestack.blocks.request import SPEED
 from voicestack.blocks.sequence import Features
 from voicestack.blocks.streamable import StreamableBlock
 
@@ -24,6 +25,12 @@ class Prior(BlockConfig):
     request's seed (blocks/noise.py)."""
 
     noise_scale: float = Field(default=0.667, ge=0)
+    carry: int = Field(
+        default=0,
+        ge=0,
+        description="channels at the end of each encoding passed through unchanged, after "
+        "the mean and log std (a multi-speaker voice's speaker, which its decoder reads)",
+    )
 
 
 class Upsampler(StreamableBlock):
@@ -53,13 +60,14 @@ class Upsampler(StreamableBlock):
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        return ("encodings", "durations")
+        return ("encodings", "durations", SPEED)
 
-    def frame_counts(self, durations):
-        """Integer frames per symbol from predicted (float) durations."""
+    def frame_counts(self, durations, speed: float = 1.0):
+        """Integer frames per symbol from predicted (float) durations, at the voice's speed
+        times the request's."""
         import torch
 
-        scaled = durations.float() / self.config.speed
+        scaled = durations.float() / (self.config.speed * speed)
         whole = torch.ceil(scaled) if self.config.rounding == "ceil" else torch.round(scaled)
         return torch.clamp(whole, min=0).long()
 
@@ -71,7 +79,8 @@ class Upsampler(StreamableBlock):
             raise ValueError(
                 f"{self.path}: {encodings.shape[0]} encodings but {durations.shape[0]} durations"
             )
-        frames = torch.repeat_interleave(encodings, self.frame_counts(durations), dim=0)
+        counts = self.frame_counts(durations, float(features.get(SPEED, 1.0)))
+        frames = torch.repeat_interleave(encodings, counts, dim=0)
         frames = frames[: self.config.max_frames]
         if (
             frames.shape[0] == 0
@@ -92,9 +101,12 @@ class Upsampler(StreamableBlock):
         import torch
         from voicestack.blocks.noise import standard_normal
 
-        mean, log_std = frames.chunk(2, dim=-1)
+        prior = self.config.prior
+        carried = frames[:, frames.shape[-1] - prior.carry :]
+        mean, log_std = frames[:, : frames.shape[-1] - prior.carry].chunk(2, dim=-1)
         noise = standard_normal(features, "prior", mean.shape)
-        return mean + noise * torch.exp(log_std) * self.config.prior.noise_scale
+        sampled = mean + noise * torch.exp(log_std) * prior.noise_scale
+        return torch.cat([sampled, carried], dim=-1) if prior.carry else sampled
 
     def _next_size(self, size: int) -> int:
         """Small first chunks for an early first sound, then larger ones: every chunk costs

@@ -52,7 +52,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     first = None
     chunks = []
-    for chunk in synthesize_stream(voice, text, seed=args.seed):
+    chunks_made = synthesize_stream(
+        voice, text, seed=args.seed, speaker=_speaker(args.speaker), speed=args.speed
+    )
+    for chunk in chunks_made:
         first = first if first is not None else time.perf_counter() - t0
         chunks.append(chunk.core[:, 0].numpy())
     total = time.perf_counter() - t0
@@ -67,6 +70,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _speaker(given: str | None) -> str | int | None:
+    """A speaker's name, or its id when the argument is a number."""
+    return int(given) if given is not None and given.isdigit() else given
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -222,6 +230,10 @@ def parser() -> argparse.ArgumentParser:
     synth.add_argument("--placement", help="placement file (YAML/JSON) laid over the addon's")
     synth.add_argument(
         "--seed", type=int, help="fix a generative voice's noise (same seed, same audio)"
+    )
+    synth.add_argument("--speaker", help="a multi-speaker voice's speaker, by name or id")
+    synth.add_argument(
+        "--speed", type=float, default=1.0, help="> 1 speaks faster (0.25 to 4; duration voices)"
     )
     synth.set_defaults(func=cmd_synth)
 

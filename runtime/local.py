@@ -14,22 +14,30 @@ from voicestack.blocks.chunk import Chunk
 from voicestack.runtime.voice import Voice
 
 
-def synthesize_stream(voice: Voice, text: str, seed: int | None = None) -> Iterator[Chunk]:
+def synthesize_stream(
+    voice: Voice,
+    text: str,
+    seed: int | None = None,
+    *,
+    speaker: str | int | None = None,
+    speed: float = 1.0,
+) -> Iterator[Chunk]:
     """Audio chunks for `text`, in order: (samples, 1) float32 cores, `start` in samples from
     the start of their sentence, `is_last` on each sentence's last chunk.
 
     A sentence with nothing to say is skipped, as the service skips it; a text with no
     speakable sentence at all is a ValueError. `seed` fixes the noise of a generative voice
-    (one is drawn when it is None)."""
+    (one is drawn when it is None); `speaker` and `speed` as a request's (blocks/request.py):
+    what the voice cannot do is a RequestError."""
     from voicestack.blocks.frontend import NothingToSayError
-    from voicestack.blocks.noise import new_seed
+    from voicestack.blocks.request import RequestOptions
     from voicestack.runtime.plan import stream_local
 
-    seed = new_seed() if seed is None else seed
+    request = voice.request(RequestOptions(seed, speaker, speed))
     spoken = False
     for index, sentence in enumerate(voice.sentences(text)):
         try:
-            features = voice.features(sentence, seed, index)
+            features = voice.features(sentence, request, index)
         except NothingToSayError:
             continue
         spoken = True
@@ -38,7 +46,14 @@ def synthesize_stream(voice: Voice, text: str, seed: int | None = None) -> Itera
         raise ValueError("nothing to say: the text has no speakable sentence")
 
 
-def synthesize(voice: Voice, text: str, seed: int | None = None) -> np.ndarray:
+def synthesize(
+    voice: Voice,
+    text: str,
+    seed: int | None = None,
+    *,
+    speaker: str | int | None = None,
+    speed: float = 1.0,
+) -> np.ndarray:
     """The whole waveform for `text`: float32, mono, at `voice.sample_rate`."""
-    chunks = synthesize_stream(voice, text, seed)
+    chunks = synthesize_stream(voice, text, seed, speaker=speaker, speed=speed)
     return np.concatenate([c.core[:, 0].numpy() for c in chunks]).astype(np.float32)

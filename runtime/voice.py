@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from voicestack.addons.loader import Addon
     from voicestack.addons.network import Network
     from voicestack.blocks.chunk import Chunk
+    from voicestack.blocks.request import RequestOptions, VoiceRequest
     from voicestack.blocks.sequence import SequenceBlock
     from voicestack.blocks.stack import StreamableStack
     from voicestack.placement.config import Placement
@@ -43,23 +44,38 @@ class Voice:
     def sentences(self, text: str) -> list[str]:
         return self.frontend.sentences(text)  # type: ignore[attr-defined]
 
-    def features(self, sentence: str, seed: int | None = None, index: int = 0) -> dict[str, Any]:
-        """The front end's features of one sentence, with the request's seed and the sentence's
-        index (what the voice's noise is drawn from, blocks/noise.py). Raises
-        NothingToSayError for a sentence without anything to say."""
-        from voicestack.blocks.noise import SEED, SENTENCE
+    @property
+    def reads(self) -> frozenset[str]:
+        """The request keys (blocks/request.py) that some block of this voice reads."""
+        from voicestack.blocks.request import REQUEST_KEYS
 
+        return REQUEST_KEYS & {n for b in self.stack.walk() for n in b.inputs}
+
+    def request(self, options: RequestOptions | None = None) -> VoiceRequest:
+        """`options` checked against this voice (RequestError names what it cannot do)."""
+        from voicestack.blocks.request import RequestOptions, for_voice
+
+        return for_voice(
+            options or RequestOptions(), self.name, self.reads, self.addon.config.speakers
+        )
+
+    def features(
+        self, sentence: str, request: VoiceRequest | None = None, index: int = 0
+    ) -> dict[str, Any]:
+        """The front end's features of sentence `index` of a request, with the request's keys
+        (its seed, speaker, speed). Raises NothingToSayError for a sentence without anything
+        to say."""
         features = self.frontend({"text": sentence})
-        features[SEED], features[SENTENCE] = seed, index
+        features.update((request or self.request()).features(index))
         return features
 
     def stream_sentence(
-        self, sentence: str, seed: int | None = None, index: int = 0
+        self, sentence: str, request: VoiceRequest | None = None, index: int = 0
     ) -> Iterator[Chunk]:
         """Audio chunks of one sentence, made as they are asked for."""
         from voicestack.runtime.plan import stream_local
 
-        return stream_local(self.plan, self.features(sentence, seed, index))
+        return stream_local(self.plan, self.features(sentence, request, index))
 
     def networks(self) -> list[Network]:
         """The networks this voice's blocks call."""
@@ -68,6 +84,12 @@ class Voice:
 
     def describe(self) -> dict[str, Any]:
         return {"frontend": self.frontend.describe(), "stack": self.stack.describe()["stack"]}
+
+    @property
+    def speakers(self) -> list[str]:
+        """The speakers' names, in the order of their ids (empty: one speaker)."""
+        table = self.addon.config.speakers
+        return sorted(table, key=table.__getitem__)
 
 
 def build_voice(
@@ -98,7 +120,9 @@ def build_voice(
     except StackError as e:
         problems += [Problem(p.key.lstrip("."), p.message) for p in e.problems]
     if frontend is not None and stack is not None and not problems:
-        kind, found = stack.check(set(frontend.outputs), None)
+        from voicestack.blocks.request import REQUEST_KEYS
+
+        kind, found = stack.check(set(frontend.outputs) | REQUEST_KEYS, None)
         problems += [Problem(p.key.lstrip("."), p.message) for p in found]
         if not found and kind != "audio":
             problems.append(Problem("stack", f"the stack must end in audio; it yields {kind!r}"))

@@ -124,6 +124,10 @@ def voice_spec(voice) -> dict[str, Any]:
         # as set and hide the entry below them (a `default` device under a block entry).
         "placement": placement.model_dump(mode="json", exclude_unset=True),
         "frontend": voice.addon.config.frontend,
+        # What a request may ask of this voice (blocks/request.py): its speakers by name, and
+        # the request keys its blocks read (`speed` where durations can change).
+        "speakers": dict(voice.addon.config.speakers),
+        "reads": sorted(voice.reads),
         "stack": voice.describe()["stack"],
         "sequence_leaves": [leaf(b) for b in plan.sequence],
         "segments": segments,

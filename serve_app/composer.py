@@ -26,6 +26,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from voicestack.blocks.request import RequestOptions, VoiceRequest
 from voicestack.serve_app.admission import Admission, Overloaded
 
 logger = logging.getLogger("voicestack.serve")
@@ -88,6 +89,8 @@ class Composer:
 
         self.voice = voice
         self.name = voice["name"]
+        self.reads = frozenset(voice["reads"])
+        self.speakers = dict(voice["speakers"])
         env = BuildEnv(
             load_addon(voice["addon_path"]), Placement.model_validate(voice["placement"])
         )
@@ -130,7 +133,15 @@ class Composer:
         logger.info("voice %s warmed up in %.2f s", self.name, time.perf_counter() - t0)
 
     def describe(self) -> dict[str, Any]:
-        return {k: v for k, v in self.voice.items() if k not in ("segments", "sequence_leaves")}
+        """The voice as `GET /v1/voices` lists it: its plan less the composer's own parts, its
+        speakers' names in id order, and whether a request may change its speed."""
+        from voicestack.blocks.request import SPEED
+
+        hidden = ("segments", "sequence_leaves", "reads", "speakers")
+        return {k: v for k, v in self.voice.items() if k not in hidden} | {
+            "speakers": sorted(self.speakers, key=self.speakers.__getitem__),
+            "speed": SPEED in self.reads,
+        }
 
     async def where(self) -> dict[str, Any]:
         """Where each of this voice's deployments runs: {key: one replica's info} (tests)."""
@@ -140,18 +151,26 @@ class Composer:
         return out
 
     async def synthesize(
-        self, text: str, with_mel: bool = False, seed: int | None = None
+        self, text: str, with_mel: bool = False, options: RequestOptions | None = None
     ) -> AsyncIterator[dict]:
         """Messages for one request: {"type": "audio", ...} and {"type": "mel", ...} as they are
         made, then {"type": "end", ...}; or {"type": "error", ...}, first if the request is bad
-        or the voice is at capacity (status 503, with `retry_after_s`). `seed` fixes a
-        generative voice's noise; without one a seed is drawn, and the end message says it."""
-        from voicestack.blocks.noise import new_seed
+        or the voice is at capacity (status 503, with `retry_after_s`). `options`: the seed
+        that fixes a generative voice's noise (without one a seed is drawn, and the end message
+        says it), the speaker, the speed (blocks/request.py)."""
+        from voicestack.blocks.errors import RequestError
+        from voicestack.blocks.request import for_voice
 
         try:
+            request = for_voice(
+                options or RequestOptions(), self.name, self.reads, self.speakers
+            )
+        except RequestError as e:
+            yield _error(e.status, str(e))
+            return
+        try:
             async with self.admission.slot():
-                seed = new_seed() if seed is None else seed
-                async for message in self._synthesize(text, with_mel, seed):
+                async for message in self._synthesize(text, with_mel, request):
                     yield message
         except Overloaded as e:
             yield {**_error(503, f"voice {self.name!r} is {e}"), "retry_after_s": e.retry_after_s}
@@ -160,7 +179,9 @@ class Composer:
         """Streams playing and waiting in this replica (tests, diagnostics)."""
         return {"active": self.admission.active, "waiting": self.admission.waiting}
 
-    async def _synthesize(self, text: str, with_mel: bool, seed: int) -> AsyncIterator[dict]:
+    async def _synthesize(
+        self, text: str, with_mel: bool, request: VoiceRequest
+    ) -> AsyncIterator[dict]:
         t0 = time.perf_counter()
         try:
             sentences = await asyncio.to_thread(self.frontend.sentences, text)
@@ -172,7 +193,7 @@ class Composer:
             return
         first_audio_s = None
         playback = Playback()
-        prepared = asyncio.create_task(self._prepare(sentences, 0, seed))
+        prepared = asyncio.create_task(self._prepare(sentences, 0, request))
         index = 0
         while prepared is not None:
             try:
@@ -194,7 +215,7 @@ class Composer:
             try:
                 async for audio, mel in self._sentence(features, with_mel, playback):
                     if following is None:
-                        following = asyncio.create_task(self._prepare(sentences, index + 1, seed))
+                        following = asyncio.create_task(self._prepare(sentences, index + 1, request))
                     # Sentences started when this chunk leaves: the client can see that
                     # sentence n+1 was encoded while sentence n streamed, and no further.
                     started = min(len(sentences), index + 2)
@@ -220,7 +241,7 @@ class Composer:
                 if following is not None:
                     following.cancel()
                 raise
-            prepared = following or asyncio.create_task(self._prepare(sentences, index + 1, seed))
+            prepared = following or asyncio.create_task(self._prepare(sentences, index + 1, request))
         yield {
             "type": "end",
             "sentences": len(sentences),
@@ -228,14 +249,13 @@ class Composer:
             "audio_s": round(playback.audio_s, 4),
             "first_audio_s": first_audio_s,
             "wall_s": round(time.perf_counter() - t0, 4),
-            "seed": seed,
+            "seed": request.seed,
         }
 
-    async def _prepare(self, sentences: list[str], index: int, seed: int):
+    async def _prepare(self, sentences: list[str], index: int, request: VoiceRequest):
         """Front end, then the sequence deployments, for the first speakable sentence from
         `index` on. Returns (its index, a response holding its features) or (index, None)."""
         from voicestack.blocks.frontend import NothingToSayError
-        from voicestack.blocks.noise import SEED, SENTENCE
 
         while index < len(sentences):
             try:
@@ -243,7 +263,7 @@ class Composer:
             except NothingToSayError:
                 index += 1
                 continue
-            features[SEED], features[SENTENCE] = seed, index
+            features.update(request.features(index))
             response: Any = features
             for leaf in self.voice["sequence_leaves"]:
                 response = self.handles[leaf["key"]].remote(self.name, response)

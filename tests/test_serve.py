@@ -183,7 +183,7 @@ def test_a_requested_sample_rate_resamples_the_stream(service):
         ({"voice": "nobody", "text": "Hi."}, 404, ["unknown voice 'nobody'", "test-duration"]),
         ({"voice": "test-duration", "text": "Hi.", "format": "mp3"}, 422, ["format"]),
         ({"voice": "test-duration", "text": ""}, 422, ["text"]),
-        ({"voice": "test-duration", "text": "Hi.", "speed": 2}, 422, ["speed"]),
+        ({"voice": "test-duration", "text": "Hi.", "volume": 2}, 422, ["volume"]),
         ({"voice": "test-duration", "text": "..."}, 400, ["nothing to say"]),
         # Something, but nothing this voice can speak: an error, never an empty 44-byte WAV.
         ({"voice": "test-duration", "text": "😀😀 🎉"}, 400, ["nothing to say"]),
@@ -191,6 +191,10 @@ def test_a_requested_sample_rate_resamples_the_stream(service):
         ({"voice": "test-duration", "text": "مرحبا بالعالم"}, 400, ["nothing to say"]),
         ({"voice": "test-duration", "text": "Hi.", "with_mel": True}, 422, ["msgpack"]),
         ({"voice": "test-duration", "text": "Hi.", "sample_rate": 5}, 422, ["sample_rate"]),
+        ({"voice": "test-duration", "text": "Hi.", "speaker": "bob"}, 400, ["one speaker"]),
+        ({"voice": "test-duration", "text": "Hi.", "speed": 9}, 422, ["speed"]),
+        # Frame-by-frame attention decoding has no durations to scale.
+        ({"voice": "test-attention", "text": "Hi.", "speed": 2}, 400, ["cannot change its speed"]),
     ],
 )
 def test_a_bad_request_gets_a_json_4xx_naming_the_problem_and_costs_no_one_audio(
