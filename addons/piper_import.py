@@ -111,7 +111,9 @@ def read_piper_config(path: Path) -> PiperVoiceConfig:
                 f"{config.phoneme_type!r}: only espeak-ng phonemes are supported by the importer",
             )
         )
-    outside = sorted(n for n, i in config.speaker_id_map.items() if not 0 <= i < config.num_speakers)
+    outside = sorted(
+        n for n, i in config.speaker_id_map.items() if not 0 <= i < config.num_speakers
+    )
     if outside:
         problems.append(
             Problem("speaker_id_map", f"ids outside 0..{config.num_speakers - 1}: {outside[:10]}")
@@ -189,9 +191,7 @@ def import_piper(
     out.mkdir(parents=True, exist_ok=True)
     for network_name, network in networks.items():
         onnx.save_model(network, out / f"{network_name}.onnx")
-    fields = {
-        n: _receptive_field(networks[n], channels, carry) for n in networks if n != "encoder"
-    }
+    fields = {n: _receptive_field(networks[n], channels, carry) for n in networks if n != "encoder"}
     hop = fields["vocoder" if split_generator else "decoder"][0]
     addon = _addon_json(
         model, config, name or voice_name(model, config), channels, hop, fields, speakers
@@ -366,7 +366,9 @@ def _split(model: Any, cut: dict[str, str], split_generator: bool) -> tuple[dict
     extractor = Extractor(onnx.shape_inference.infer_shapes(model))
     # The extractor types a cut part's inputs and outputs from the model's value infos; a cut
     # tensor shape inference cannot type (in some exports) is a float of unknown shape.
-    for name in (cut[k] for k in ("dp_noise", "mean", "log_std", "durations", "z_p", "y_mask", "z")):
+    for name in (
+        cut[k] for k in ("dp_noise", "mean", "log_std", "durations", "z_p", "y_mask", "z")
+    ):
         if name not in extractor.value_infos:
             extractor.value_infos[name] = helper.make_tensor_value_info(
                 name, TensorProto.FLOAT, None

@@ -162,9 +162,7 @@ class Composer:
         from voicestack.blocks.request import for_voice
 
         try:
-            request = for_voice(
-                options or RequestOptions(), self.name, self.reads, self.speakers
-            )
+            request = for_voice(options or RequestOptions(), self.name, self.reads, self.speakers)
         except RequestError as e:
             yield _error(e.status, str(e))
             return
@@ -215,7 +213,9 @@ class Composer:
             try:
                 async for audio, mel in self._sentence(features, with_mel, playback):
                     if following is None:
-                        following = asyncio.create_task(self._prepare(sentences, index + 1, request))
+                        following = asyncio.create_task(
+                            self._prepare(sentences, index + 1, request)
+                        )
                     # Sentences started when this chunk leaves: the client can see that
                     # sentence n+1 was encoded while sentence n streamed, and no further.
                     started = min(len(sentences), index + 2)
@@ -241,7 +241,9 @@ class Composer:
                 if following is not None:
                     following.cancel()
                 raise
-            prepared = following or asyncio.create_task(self._prepare(sentences, index + 1, request))
+            prepared = following or asyncio.create_task(
+                self._prepare(sentences, index + 1, request)
+            )
         yield {
             "type": "end",
             "sentences": len(sentences),

@@ -29,10 +29,10 @@ PLACEMENT = {
 
 @pytest.fixture(scope="module")
 def trio(tmp_path_factory) -> str:
-    """A multi-speaker Piper voice (random weights, tests/piper_multispeaker.py), imported."""
+    """A multi-speaker Piper voice (random weights, tests/piper_voices.py), imported."""
     from voicestack.addons.piper_import import import_piper
 
-    from .piper_multispeaker import build_multispeaker_piper
+    from .piper_voices import build_multispeaker_piper
 
     model = build_multispeaker_piper(tmp_path_factory.mktemp("trio-model"))
     return str(import_piper(model, None, tmp_path_factory.mktemp("trio") / "trio"))

@@ -1,8 +1,9 @@
-"""A multi-speaker Piper voice imports with one command like a one-speaker one: a request
-names a speaker (by name or id), the speaker's embedding conditions the duration predictor,
-the flow and the generator as in Piper's own model, and a speaker the voice lacks is refused
-naming the voice's speakers. The voice is Piper's model with random weights
-(tests/piper_multispeaker.py): no trained multi-speaker voice is installable offline."""
+"""Piper voices of every shape import with one command. A multi-speaker voice takes a
+request's speaker (by name or id), whose embedding conditions the duration predictor, the
+flow and the generator as in Piper's own model, and refuses a speaker it lacks, naming its
+speakers; low and high quality voices (other rates, another generator) stream as medium ones
+do. The voices are Piper's model with random weights (tests/piper_voices.py): joe, a
+one-speaker medium voice, is the only trained voice installable offline."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from voicestack.runtime.local import synthesize
 from voicestack.runtime.plan import stream_local
 from voicestack.runtime.voice import build_voice
 
-from .piper_multispeaker import SPEAKERS, build_multispeaker_piper
+from .piper_voices import SPEAKERS, build_multispeaker_piper, build_piper_voice
 
 IDS = [1, 20, 59, 3, 25, 61, 14, 3, 39, 121, 27, 3, 32, 102, 35, 10, 2]  # ^h…$, Piper's ids
 
@@ -129,3 +130,28 @@ def test_speakers_without_names_are_named_by_their_ids(model, tmp_path):
     (tmp_path / "partial.json").write_text(json.dumps(config))
     out = import_piper(model, tmp_path / "partial.json", tmp_path / "out")
     assert read_config(out).speakers == {"0": 0, "bob": 1, "2": 2}
+
+
+@pytest.mark.parametrize("quality", ["low", "high"])
+def test_piper_voices_of_every_quality_import_and_equal_the_whole_model(quality, tmp_path):
+    """Low voices speak at 16 kHz; high ones have another generator (resblock 1, four
+    upsampling stages): the cut, the measured receptive fields and the hop follow the model."""
+    model = build_piper_voice(tmp_path / "model", quality, {}, quality)
+    addon = import_piper(model, None, tmp_path / quality)
+    config = read_config(addon)
+    assert config.audio.sample_rate == {"low": 16000, "high": 22050}[quality]
+    assert config.audio.hop_length == 256 and not config.speakers
+    voice = build_voice(load_addon(quiet(addon, tmp_path / "quiet")))
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    (whole,) = session.run(
+        None,
+        {
+            "input": np.array([IDS]),
+            "input_lengths": np.array([len(IDS)]),
+            "scales": np.array([0.0, 1.0, 0.0], dtype=np.float32),
+        },
+    )
+    features = {"symbols": torch.tensor(IDS), "word_starts": torch.tensor([0]), "seed": 0}
+    ours = np.concatenate([c.core[:, 0].numpy() for c in stream_local(voice.plan, features)])
+    assert ours.shape == whole.reshape(-1).shape
+    assert snr_db(whole.reshape(-1), ours) >= 40
