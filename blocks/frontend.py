@@ -81,27 +81,54 @@ class TextFrontend(SequenceBlock):
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        return ("symbols", "word_starts", "unknown")
+        return ("symbols", "word_starts", "words", "unknown")
 
     @abstractmethod
     def sentences(self, text: str) -> list[str]:
         """The request's text as sentences, in order."""
 
+    def rewrite(self, word: str) -> str:
+        """A word of a request's text as `sentences` rewrites it (normalised: "42" -> "forty
+        two"); the words of the text are found in the sentences by it (blocks/words.py)."""
+        return word
+
+    @abstractmethod
+    def _read_alone(self, word: str) -> list[int]:
+        """The symbol count of each spoken word that `word` (written) makes read on its own."""
+
     def _features(
-        self, text: str, ids: list[int], word_starts: list[int], unknown: list, spoken: bool
+        self,
+        text: str,
+        ids: list[int],
+        spoken_words: list[tuple[int, int]],
+        unknown: list,
+        spoken: bool,
     ) -> dict[str, Any]:
         """One sentence's features, after reporting what was skipped; NothingToSayError when
-        nothing in it is spoken (`spoken`: it has a phoneme)."""
+        nothing in it is spoken (`spoken`: it has a phoneme). `spoken_words`: the (first, end)
+        symbols of each word as read; `words` ties the written words to them
+        (blocks/words.py)."""
         import torch
+        from voicestack.blocks.words import read_as
 
         self._report(unknown)
         if not spoken:
             raise NothingToSayError(f"nothing to say in {text!r}")
+        words = read_as(text, spoken_words, self._read_alone_cached)
         return {
             "symbols": torch.tensor(ids, dtype=torch.long),
-            "word_starts": torch.tensor(word_starts, dtype=torch.long),
+            "word_starts": torch.tensor([first for first, _ in spoken_words], dtype=torch.long),
+            "words": [w.as_tuple() for w in words],
             "unknown": unknown,
         }
+
+    def _read_alone_cached(self, word: str) -> list[int]:
+        cache = self.__dict__.setdefault("_alone", {})
+        if word not in cache:
+            if len(cache) > 50_000:  # a bound, not a policy: common words come back at once
+                cache.clear()
+            cache[word] = self._read_alone(word)
+        return cache[word]
 
     def _report(self, unknown: list[UnknownSymbol]) -> None:
         """Raise (`on_unknown: error`) or log what was skipped. The log names each character
@@ -176,6 +203,16 @@ class Frontend(TextFrontend):
 
         return split_sentences(normalize(text, self._normalizer_language))
 
+    def rewrite(self, word: str) -> str:
+        from voicestack.blocks.text_normalization import normalize
+
+        cache = self.__dict__.setdefault("_rewritten", {})
+        if word not in cache:
+            if len(cache) > 50_000:
+                cache.clear()
+            cache[word] = normalize(word, self._normalizer_language)
+        return cache[word]
+
     def __call__(self, features: Features) -> dict[str, Any]:
         from voicestack.blocks.text_normalization import find_unknown_characters, normalize
 
@@ -195,14 +232,16 @@ class Frontend(TextFrontend):
         speakable = "".join(" " if i in skip else c for i, c in enumerate(sentence))
 
         ids: list[int] = []
-        word_starts: list[int] = []
+        spoken_words: list[tuple[int, int]] = []
         has_phoneme = False
         for number, word in enumerate(self._g2p.words(speakable)):
             word_ids = []
+            sounded = 0  # symbols up to the word's last phoneme (not its punctuation)
             for symbol in word:
                 if symbol in self._ids:
                     word_ids.append(self._ids[symbol])
-                    has_phoneme = has_phoneme or symbol not in self._not_phonemes
+                    if symbol not in self._not_phonemes:
+                        has_phoneme, sounded = True, len(word_ids)
                 else:
                     unknown.append(
                         UnknownSymbol(
@@ -216,7 +255,14 @@ class Frontend(TextFrontend):
                 continue
             if ids:
                 ids.append(self._separator_id)
-            word_starts.append(len(ids))
+            spoken_words.append((len(ids), len(ids) + max(sounded, 1)))
             ids.extend(word_ids)
 
-        return self._features(features["text"], ids, word_starts, unknown, has_phoneme)
+        return self._features(sentence, ids, spoken_words, unknown, has_phoneme)
+
+    def _read_alone(self, word: str) -> list[int]:
+        return [
+            sum(symbol in self._ids for symbol in spoken)
+            for spoken in self._g2p.words(word)
+            if any(symbol in self._ids for symbol in spoken)
+        ]

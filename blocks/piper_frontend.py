@@ -654,7 +654,7 @@ class PiperFrontend(TextFrontend):
 
         ids = [self._ids[BOS], self._ids[PAD]]
         pad = self._ids[PAD]
-        word_starts: list[int] = []
+        spoken_words: list[tuple[int, int]] = []  # (first id, after its last phoneme's pad)
         new_word = True
         has_phoneme = False
         for index, phoneme in enumerate(phonemes):
@@ -672,13 +672,29 @@ class PiperFrontend(TextFrontend):
             if phoneme == WORD_SEPARATOR:
                 new_word = True
             elif new_word:
-                word_starts.append(len(ids))
+                spoken_words.append((len(ids), len(ids) + 2))
                 new_word = False
-            has_phoneme = has_phoneme or phoneme not in _NOT_PHONEMES
             ids += [id_, pad]
+            if phoneme not in _NOT_PHONEMES:
+                has_phoneme = True
+                if spoken_words and not new_word:
+                    spoken_words[-1] = (spoken_words[-1][0], len(ids))
         ids.append(self._ids[EOS])
 
-        return self._features(text, ids, word_starts, unknown, has_phoneme)
+        return self._features(text, ids, spoken_words, unknown, has_phoneme)
+
+    def _read_alone(self, word: str) -> list[int]:
+        counts: list[int] = []
+        new_word = True
+        for phoneme in (p for s in self._phonemize(self._speakable(word)[0]) for p in s.phonemes):
+            if phoneme == WORD_SEPARATOR or phoneme not in self._ids:
+                new_word = new_word or phoneme == WORD_SEPARATOR
+                continue
+            if new_word:
+                counts.append(0)
+                new_word = False
+            counts[-1] += 2  # the phoneme and the pad after it
+        return counts
 
     def _speakable(self, text: str) -> tuple[str, list[UnknownSymbol]]:
         """The text with what cannot be handed to espeak-ng replaced by a space, so that

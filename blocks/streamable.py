@@ -35,6 +35,17 @@ class StreamableBlock(Block):
         """Yield this block's chunks for one utterance, lazily: nothing is computed before the
         consumer asks for the next chunk."""
 
+    def symbol_frames(self, features: Features) -> list[int] | None:
+        """The frames each symbol of the sentence gets in this block's stream, where a source
+        knows them before it streams (a duration model's upsampler): what word timestamps are
+        made from. None where it does not (this default)."""
+        return None
+
+    @property
+    def times_symbols(self) -> bool:
+        """Whether `symbol_frames` answers (the block overrides it)."""
+        return type(self).symbol_frames is not StreamableBlock.symbol_frames
+
     def check(self, available: set[str], upstream: str | None) -> tuple[str, list[Problem]]:
         """Check this block against what comes before it; return the kind of stream it yields."""
         problems = []

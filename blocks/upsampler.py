@@ -71,6 +71,18 @@ class Upsampler(StreamableBlock):
         whole = torch.ceil(scaled) if self.config.rounding == "ceil" else torch.round(scaled)
         return torch.clamp(whole, min=0).long()
 
+    def symbol_frames(self, features: Features) -> list[int]:
+        """Each symbol's frames in the stream, as `stream` cuts them (at most `max_frames` in
+        all; a sentence whose every duration rounds to 0 gets one frame, its first symbol's)."""
+        import torch
+
+        counts = self.frame_counts(features["durations"], float(features.get(SPEED, 1.0)))
+        ends = torch.clamp(torch.cumsum(counts, 0), max=self.config.max_frames)
+        frames = torch.diff(ends, prepend=ends.new_zeros(1)).tolist()
+        if frames and not any(frames):
+            frames[0] = 1
+        return frames
+
     def stream(self, features: Features, upstream: Iterator[Chunk] | None) -> Iterator[Chunk]:
         import torch
 

@@ -29,19 +29,56 @@ def synthesize_stream(
     speakable sentence at all is a ValueError. `seed` fixes the noise of a generative voice
     (one is drawn when it is None); `speaker` and `speed` as a request's (blocks/request.py):
     what the voice cannot do is a RequestError."""
+    for item in synthesize_events(voice, text, seed, speaker=speaker, speed=speed, words=False):
+        assert isinstance(item, Chunk)
+        yield item
+
+
+def synthesize_events(
+    voice: Voice,
+    text: str,
+    seed: int | None = None,
+    *,
+    speaker: str | int | None = None,
+    speed: float = 1.0,
+    words: bool = True,
+) -> Iterator[Chunk | dict]:
+    """`synthesize_stream`'s chunks and, before each sentence's first chunk, its words with
+    their times in the audio (blocks/words.py `timed_words`), where the voice knows them (a
+    duration voice; an attention voice reports none)."""
     from voicestack.blocks.frontend import NothingToSayError
     from voicestack.blocks.request import RequestOptions
-    from voicestack.runtime.plan import stream_local
+    from voicestack.blocks.words import TextSpans, timed_words
+    from voicestack.runtime.plan import run_sequence, stream_segments
 
     request = voice.request(RequestOptions(seed, speaker, speed))
+    sentences = voice.sentences(text)
+    source = voice.plan.segments[0].head
+    timed = words and source.times_symbols
+    spans = TextSpans(text, sentences, voice.frontend.rewrite) if timed else None  # type: ignore[attr-defined]
+    seconds_per_frame = voice.addon.audio.hop_length / voice.sample_rate
+    made = 0  # samples before this sentence
     spoken = False
-    for index, sentence in enumerate(voice.sentences(text)):
+    for index, sentence in enumerate(sentences):
         try:
             features = voice.features(sentence, request, index)
         except NothingToSayError:
             continue
         spoken = True
-        yield from stream_local(voice.plan, features)
+        features = run_sequence(voice.plan.sequence, features)
+        if spans is not None:
+            frames = source.symbol_frames(features)
+            yield from timed_words(
+                features["words"],
+                frames,
+                seconds_per_frame,
+                made / voice.sample_rate,
+                lambda number, index=index: spans.span(index, number),
+                text,
+            )
+        for chunk in stream_segments(voice.plan.segments, features, None):
+            made += chunk.core.shape[0]
+            yield chunk
     if not spoken:
         raise ValueError("nothing to say: the text has no speakable sentence")
 

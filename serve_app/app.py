@@ -128,6 +128,8 @@ def voice_spec(voice) -> dict[str, Any]:
         # the request keys its blocks read (`speed` where durations can change).
         "speakers": dict(voice.addon.config.speakers),
         "reads": sorted(voice.reads),
+        # Whether the source knows each symbol's frames: word timestamps.
+        "timeline": plan.segments[0].head.times_symbols,
         "stack": voice.describe()["stack"],
         "sequence_leaves": [leaf(b) for b in plan.sequence],
         "segments": segments,

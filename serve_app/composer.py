@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from voicestack.blocks.request import RequestOptions, VoiceRequest
+from voicestack.blocks.words import TextSpans
 from voicestack.serve_app.admission import Admission, Overloaded
 
 logger = logging.getLogger("voicestack.serve")
@@ -102,12 +103,16 @@ class Composer:
         self.handles = {k: _handle(h) for k, h in handles.items()}
         first, *rest = voice["segments"]
         self.first = first
+
+        def local(leaf):
+            return REGISTRY.build(leaf["node"], leaf["path"], env)
+
+        # A source that knows each symbol's frames (a duration model's upsampler), built here
+        # as well: word timestamps are made from it.
+        self.timeline = local(first["head"]) if voice["timeline"] else None
         self.tail = None
         if rest:  # later segments run here (see the module docstring)
             from voicestack.runtime.plan import ChunkStep, Segment
-
-            def local(leaf):
-                return REGISTRY.build(leaf["node"], leaf["path"], env)
 
             self.tail = [
                 Segment(
@@ -134,13 +139,15 @@ class Composer:
 
     def describe(self) -> dict[str, Any]:
         """The voice as `GET /v1/voices` lists it: its plan less the composer's own parts, its
-        speakers' names in id order, and whether a request may change its speed."""
+        speakers' names in id order, whether a request may change its speed, and whether its
+        streams carry word timestamps."""
         from voicestack.blocks.request import SPEED
 
-        hidden = ("segments", "sequence_leaves", "reads", "speakers")
+        hidden = ("segments", "sequence_leaves", "reads", "speakers", "timeline")
         return {k: v for k, v in self.voice.items() if k not in hidden} | {
             "speakers": sorted(self.speakers, key=self.speakers.__getitem__),
             "speed": SPEED in self.reads,
+            "word_timestamps": self.timeline is not None,
         }
 
     async def where(self) -> dict[str, Any]:
@@ -191,6 +198,15 @@ class Composer:
             return
         first_audio_s = None
         playback = Playback()
+        # Where each sentence's words are in the text, found while the first sentence is
+        # encoded (a voice that knows no word times skips it).
+        spans = (
+            asyncio.create_task(
+                asyncio.to_thread(TextSpans, text, sentences, self.frontend.rewrite)
+            )
+            if self.timeline is not None
+            else None
+        )
         prepared = asyncio.create_task(self._prepare(sentences, 0, request))
         index = 0
         while prepared is not None:
@@ -210,12 +226,21 @@ class Composer:
             # its encoders would otherwise compete with this sentence's first chunk (TTFA for
             # a 26-sentence text was 1.38 times a one-sentence text's).
             following: asyncio.Task | None = None
+            words = (
+                asyncio.create_task(self._words(index, features, spans, playback.audio_s, text))
+                if spans is not None
+                else None
+            )
             try:
                 async for audio, mel in self._sentence(features, with_mel, playback):
                     if following is None:
                         following = asyncio.create_task(
                             self._prepare(sentences, index + 1, request)
                         )
+                    if words is not None:  # a sentence's words before its first audio
+                        for word in await words:
+                            yield {"type": "word", "sentence": index, **word}
+                        words = None
                     # Sentences started when this chunk leaves: the client can see that
                     # sentence n+1 was encoded while sentence n streamed, and no further.
                     started = min(len(sentences), index + 2)
@@ -238,8 +263,9 @@ class Composer:
                         "timing": {"ready_s": round(now, 4), "sentences_started": started},
                     }
             except BaseException:
-                if following is not None:
-                    following.cancel()
+                for task in (following, words, spans):
+                    if task is not None:
+                        task.cancel()
                 raise
             prepared = following or asyncio.create_task(
                 self._prepare(sentences, index + 1, request)
@@ -253,6 +279,24 @@ class Composer:
             "wall_s": round(time.perf_counter() - t0, 4),
             "seed": request.seed,
         }
+
+    async def _words(
+        self, index: int, features: Any, spans: asyncio.Task, offset_s: float, text: str
+    ) -> list[dict]:
+        """Sentence `index`'s words with their times in the stream (blocks/words.py), from its
+        durations as the sequence deployments predicted them."""
+        from voicestack.blocks.words import timed_words
+
+        features = await features if hasattr(features, "__await__") else features
+        found = await spans
+        return timed_words(
+            features["words"],
+            self.timeline.symbol_frames(features),
+            self.voice["hop_length"] / self.voice["sample_rate"],
+            offset_s,
+            lambda number: found.span(index, number),
+            text,
+        )
 
     async def _prepare(self, sentences: list[str], index: int, request: VoiceRequest):
         """Front end, then the sequence deployments, for the first speakable sentence from

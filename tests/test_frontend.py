@@ -82,9 +82,9 @@ def test_a_frontend_builds_and_speaks_in_a_process_that_never_set_up_espeak() ->
     assert int(out.stdout) > 0
 
 
-def test_the_block_reads_text_and_adds_symbols_word_starts_and_unknown(frontend) -> None:
+def test_the_block_reads_text_and_adds_symbols_word_starts_words_and_unknown(frontend) -> None:
     assert frontend.inputs == ("text",)
-    assert frontend.outputs == ("symbols", "word_starts", "unknown")
+    assert frontend.outputs == ("symbols", "word_starts", "words", "unknown")
     out = frontend({"text": "Hello there."})
     assert set(frontend.outputs) <= set(out)
 

@@ -355,9 +355,9 @@ def test_word_starts_point_at_the_first_phoneme_of_each_word(frontend) -> None:
         assert decoded[start - 2] == " " and decoded[start - 1] == "_"
 
 
-def test_the_block_reads_text_and_adds_symbols_word_starts_and_unknown(frontend) -> None:
+def test_the_block_reads_text_and_adds_symbols_word_starts_words_and_unknown(frontend) -> None:
     assert frontend.inputs == ("text",)
-    assert frontend.outputs == ("symbols", "word_starts", "unknown")
+    assert frontend.outputs == ("symbols", "word_starts", "words", "unknown")
     assert set(frontend.outputs) <= set(frontend({"text": "Hello."}))
 
 
