@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from voicestack.blocks.errors import RequestError
@@ -38,18 +38,21 @@ def new_seed() -> int:
 @dataclass(frozen=True)
 class RequestOptions:
     """How one request wants its text spoken. `speaker` is a name from the voice's speaker
-    table or a speaker id; None is the voice's first speaker. `seed` None: one is drawn."""
+    table or a speaker id; None is the voice's first speaker. `seed` None: one is drawn.
+    `first_sentence`: the index of the text's first sentence in a longer text sent in pieces
+    (text streamed in as it is written), so that its noise is drawn as in one request."""
 
     seed: int | None = None
     speaker: str | int | None = None
     speed: float = 1.0
+    first_sentence: int = 0
 
     def seeded(self) -> RequestOptions:
         """These options with a seed: the given one or a new one, so every block of the
         request, in whatever process, draws from the same seed."""
         if self.seed is not None:
             return self
-        return RequestOptions(new_seed(), self.speaker, self.speed)
+        return replace(self, seed=new_seed())
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class VoiceRequest:
     seed: int
     speaker: int
     speed: float
+    first_sentence: int = 0
 
     def features(self, index: int) -> dict[str, Any]:
         """The request's keys for sentence `index`."""
@@ -66,7 +70,7 @@ class VoiceRequest:
 
         return {
             SEED: self.seed,
-            SENTENCE: index,
+            SENTENCE: self.first_sentence + index,
             SPEAKER: torch.tensor(self.speaker, dtype=torch.long),
             SPEED: self.speed,
         }
@@ -84,7 +88,8 @@ def for_voice(
         raise RequestError("speed", f"{options.speed} is outside {MIN_SPEED} to {MAX_SPEED}")
     if speed != 1.0 and SPEED not in reads:
         raise RequestError("speed", f"voice {voice!r} cannot change its speed")
-    return VoiceRequest(options.seed, _speaker_id(options.speaker, voice, reads, speakers), speed)  # type: ignore[arg-type]
+    speaker = _speaker_id(options.speaker, voice, reads, speakers)
+    return VoiceRequest(options.seed, speaker, speed, options.first_sentence)  # type: ignore[arg-type]
 
 
 def _speaker_id(
