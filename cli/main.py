@@ -1,7 +1,7 @@
-"""`voicestack`: list voices, synthesize to a WAV file, inspect and validate addons.
+"""`voicestack`: list voices, synthesize to an audio file, inspect and validate addons.
 
 voicestack voices [--json]
-voicestack synth --voice NAME --text "Hello there." -o hello.wav
+voicestack synth --voice NAME --text "Hello there." -o hello.wav   (or .mp3 .opus .ogg .aac .flac)
 voicestack demo
 voicestack addon inspect PATH
 voicestack addon validate PATH
@@ -33,14 +33,39 @@ def cmd_voices(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The audio format a file's extension asks for (`synth -o`); `--format` overrides it. A name
+#: without one (`-o /dev/stdout`) is WAV, as every file was before there were other formats.
+EXTENSIONS = {
+    "": "wav",
+    ".wav": "wav",
+    ".mp3": "mp3",
+    ".opus": "opus",
+    ".ogg": "opus",
+    ".aac": "aac",
+    ".flac": "flac",
+}
+
+
+def _output_format(output: str, given: str | None) -> str:
+    if given is not None:
+        return given
+    fmt = EXTENSIONS.get(Path(output).suffix.lower())
+    if fmt is None:
+        raise ValueError(
+            f"cannot tell the audio format of {output!r} from its extension; use one of "
+            f"{', '.join(e for e in EXTENSIONS if e)}, or give --format"
+        )
+    return fmt
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from voicestack.addons.loader import load_addon
     from voicestack.addons.search_path import find_voice
     from voicestack.placement.config import load_placement
     from voicestack.runtime.local import synthesize_stream
     from voicestack.runtime.voice import build_voice
-    from voicestack.runtime.wav import write_wav
 
+    fmt = _output_format(args.output, args.format)  # before any work: a bad name fails at once
     text = args.text if args.text is not None else sys.stdin.read()
     path = (
         Path(args.voice)
@@ -50,26 +75,48 @@ def cmd_synth(args: argparse.Namespace) -> int:
     placement = load_placement(args.placement) if args.placement else None
     voice = build_voice(load_addon(path), placement)
     t0 = time.perf_counter()
-    first = None
-    chunks = []
     chunks_made = synthesize_stream(
         voice, text, seed=args.seed, speaker=_speaker(args.speaker), speed=args.speed
     )
-    for chunk in chunks_made:
-        first = first if first is not None else time.perf_counter() - t0
-        chunks.append(chunk.core[:, 0].numpy())
+    first, chunks, samples = _write_stream(
+        Path(args.output), fmt, voice.sample_rate, (c.core[:, 0].numpy() for c in chunks_made), t0
+    )
     total = time.perf_counter() - t0
-    import numpy as np
-
-    audio = np.concatenate(chunks)
-    write_wav(args.output, audio, voice.sample_rate)
-    seconds = len(audio) / voice.sample_rate
+    seconds = samples / voice.sample_rate
     print(
-        f"{args.output}: {seconds:.2f} s of audio in {len(chunks)} chunks; first chunk after "
+        f"{args.output}: {seconds:.2f} s of audio in {chunks} chunks; first chunk after "
         f"{first * 1000:.0f} ms, all in {total * 1000:.0f} ms (real-time factor {total / seconds:.3f})",
         file=sys.stderr,
     )
     return 0
+
+
+def _write_stream(path: Path, fmt: str, rate: int, chunks, t0: float) -> tuple[float, int, int]:
+    """Write each chunk to `path` as it comes, in `fmt`, with the encoder the HTTP API streams
+    with (serve_app/formats.py); (seconds to the first chunk, chunks, samples). A WAV file's
+    header is rewritten at the end with its exact sizes (where the file can seek). A stream
+    that fails part way leaves no file behind."""
+    from voicestack.serve_app.formats import StreamEncoder, wav_header
+
+    encoder = StreamEncoder(fmt, rate)
+    first, count, samples = 0.0, 0, 0
+    try:
+        with path.open("wb") as out:
+            out.write(encoder.start())
+            for audio in chunks:
+                if count == 0:
+                    first = time.perf_counter() - t0
+                out.write(encoder.audio(audio, samples))
+                count, samples = count + 1, samples + audio.shape[0]
+            out.write(encoder.end({"samples": samples, "chunks": count}))
+            if fmt == "wav" and out.seekable():
+                out.seek(0)
+                out.write(wav_header(rate, data_bytes=2 * samples))
+    except BaseException:
+        if path.is_file() and not path.is_symlink():  # never /dev/stdout
+            path.unlink()
+        raise
+    return first, count, samples
 
 
 def _speaker(given: str | None) -> str | int | None:
@@ -211,6 +258,8 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
+    from voicestack.serve_app.formats import FORMATS
+
     p = argparse.ArgumentParser(
         prog="voicestack", description="Serve and run text-to-speech voices."
     )
@@ -223,10 +272,23 @@ def parser() -> argparse.ArgumentParser:
     )
     voices.set_defaults(func=cmd_voices)
 
-    synth = sub.add_parser("synth", help="synthesize text to a WAV file (local runtime)")
+    synth = sub.add_parser(
+        "synth", help="synthesize text to an audio file, written as it is made (local runtime)"
+    )
     synth.add_argument("--voice", required=True, help="a voice name, or an addon folder")
     synth.add_argument("--text", help="the text (default: read standard input)")
-    synth.add_argument("-o", "--output", required=True, help="WAV file to write")
+    synth.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="audio file to write; its extension picks the format "
+        f"({' '.join(e for e in EXTENSIONS if e)}; none: WAV)",
+    )
+    synth.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="the format to write, whatever the file's extension",
+    )
     synth.add_argument("--placement", help="placement file (YAML/JSON) laid over the addon's")
     synth.add_argument(
         "--seed", type=int, help="fix a generative voice's noise (same seed, same audio)"

@@ -1,6 +1,6 @@
 """Byte encoders for the streaming HTTP endpoint ``POST /v1/synthesize``.
 
-A request picks one of three output formats; this module turns the audio (and, for
+A request picks one of these output formats; this module turns the audio (and, for
 ``msgpack``, optional mel frames) that a voice produces chunk by chunk into the bytes the
 response body streams:
 
@@ -13,10 +13,16 @@ response body streams:
     ``X-Sample-Rate`` header. Not ``audio/L16``: RFC 2586 makes L16 big-endian.
 ``msgpack``
     A sequence of independently packed msgpack maps, each with a ``"type"`` key
-    (``audio``, ``mel``, ``end`` or ``error``), so a client can decode messages with
+    (``audio``, ``mel``, ``word``, ``end`` or ``error``), so a client can decode messages with
     ``msgpack.Unpacker`` as bytes arrive and learn about errors that happen mid-stream.
+``mp3``, ``opus``, ``aac``, ``flac``
+    Compressed (MP3, Ogg Opus, AAC in ADTS, FLAC), encoded chunk by chunk as the audio
+    comes, each chunk's bytes sent as soon as the codec makes them (serve_app/compressed.py
+    says which codec, bitrate and rate each uses). Like ``wav`` and ``pcm`` they cannot tell
+    of a failure mid-stream.
 
-Only numpy and msgpack are needed here; tensors are converted to numpy by the caller.
+Only numpy and msgpack are needed here; tensors are converted to numpy by the caller, and
+PyAV, for the compressed formats, is imported when such a stream starts.
 """
 
 from __future__ import annotations
@@ -27,11 +33,17 @@ from typing import Any
 import msgpack
 import numpy as np
 
-FORMATS: tuple[str, ...] = ("wav", "pcm", "msgpack")
+#: Formats encoded by a codec (serve_app/compressed.py), not written out sample by sample.
+COMPRESSED: tuple[str, ...] = ("mp3", "opus", "aac", "flac")
+FORMATS: tuple[str, ...] = ("wav", "pcm", "msgpack", *COMPRESSED)
 MEDIA_TYPES: dict[str, str] = {
     "wav": "audio/wav",
     "pcm": "audio/pcm",
     "msgpack": "application/x-msgpack",
+    "mp3": "audio/mpeg",
+    "opus": "audio/ogg",
+    "aac": "audio/aac",
+    "flac": "audio/flac",
 }
 
 #: Placeholder for RIFF and data chunk sizes when the stream length is unknown.
@@ -43,6 +55,7 @@ _HEADER_BYTES = 44
 _PCM_SCALE = 32767.0
 
 __all__ = [
+    "COMPRESSED",
     "FORMATS",
     "MEDIA_TYPES",
     "UNKNOWN_SIZE",
@@ -159,6 +172,16 @@ class StreamEncoder:
         self.fmt = check_format(fmt)
         self.sample_rate = _check_sample_rate(sample_rate)
         self.with_mel = bool(with_mel)
+        #: The codec of a compressed format, made (and PyAV imported) when the stream starts:
+        #: it holds FFmpeg's state, so it lives in the one process that encodes.
+        self._codec: Any = None
+
+    def _compressed(self) -> Any:
+        if self._codec is None:
+            from voicestack.serve_app.compressed import CompressedStream
+
+            self._codec = CompressedStream(self.fmt, self.sample_rate)
+        return self._codec
 
     @property
     def media_type(self) -> str:
@@ -166,14 +189,20 @@ class StreamEncoder:
         return media_type(self.fmt, self.sample_rate)
 
     def start(self) -> bytes:
-        """Bytes that open the stream: the WAV header for ``wav``, nothing otherwise."""
+        """Bytes that open the stream: the WAV header for ``wav``, the container's header for
+        ``opus`` and ``flac``, nothing otherwise."""
+        if self.fmt in COMPRESSED:
+            return self._compressed().start()
         return wav_header(self.sample_rate) if self.fmt == "wav" else b""
 
     def audio(self, samples: np.ndarray, start_sample: int, timing: dict | None = None) -> bytes:
         """One chunk of float mono samples that begins at ``start_sample`` in the utterance.
 
-        ``timing`` (e.g. per-stage milliseconds) is only carried by ``msgpack``.
+        ``timing`` (e.g. per-stage milliseconds) is only carried by ``msgpack``. A compressed
+        format returns what the codec has encoded so far (it holds back a frame or so).
         """
+        if self.fmt in COMPRESSED:
+            return self._compressed().write(samples)
         data = pcm16(samples)
         if self.fmt != "msgpack":
             return data
@@ -207,8 +236,19 @@ class StreamEncoder:
             }
         )
 
+    def word(self, word: dict) -> bytes:
+        """One word's times (blocks/words.py `timed_words`: word, read_as, start_s, end_s,
+        text_start, text_end, sentence) as a ``msgpack`` ``word`` message, sent before the
+        audio that holds the word; ``b""`` for the other formats."""
+        if self.fmt != "msgpack":
+            return b""
+        return _pack({**word, "type": "word"})
+
     def end(self, totals: dict) -> bytes:
-        """The closing ``msgpack`` message carrying ``totals``; ``b""`` for raw formats."""
+        """The closing ``msgpack`` message carrying ``totals``; for a compressed format, the
+        codec's last frames and the container's trailer; ``b""`` for ``wav`` and ``pcm``."""
+        if self.fmt in COMPRESSED:
+            return self._compressed().close()
         if self.fmt != "msgpack":
             return b""
         if "type" in totals:
@@ -218,15 +258,18 @@ class StreamEncoder:
     @property
     def carries_errors(self) -> bool:
         """Whether a failure after the start can be told in the stream itself (msgpack); in
-        the raw formats the connection must be dropped instead."""
+        the raw and compressed formats the connection must be dropped instead."""
         return self.fmt == "msgpack"
 
     def error(self, message: str, status: int) -> bytes:
-        """A ``msgpack`` error message; ``b""`` for ``wav``/``pcm``, which cannot carry one.
+        """A ``msgpack`` error message; ``b""`` for the other formats, which cannot carry one
+        (a compressed format's codec is released: the stream will not be finished).
 
-        For raw formats the server can only end the stream early (the status code has
+        For those formats the server can only end the stream early (the status code has
         already been sent with the first bytes).
         """
+        if self._codec is not None:
+            self._codec.abort()
         if self.fmt != "msgpack":
             return b""
         return _pack({"type": "error", "message": str(message), "status": int(status)})

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import struct
 import subprocess
 import sys
 import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 
@@ -45,6 +48,68 @@ def test_synth_writes_a_playable_wav(voices_dir, tmp_path, name):
     with wave.open(str(out)) as w:
         assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 22050)
         assert w.getnframes() > 22050 // 10
+
+
+def decoded_seconds(path: Path) -> float:
+    """The duration of an audio file as FFmpeg decodes it (through PyAV)."""
+    import av
+
+    with av.open(io.BytesIO(path.read_bytes())) as container:
+        frames = list(container.decode(audio=0))
+    return sum(f.samples for f in frames) / frames[0].sample_rate
+
+
+#: How much longer than the WAV file a decoded file may be, in seconds (tests/test_formats.py,
+#: EXTRA_SAMPLES, says why): MP3 up to 3409 samples of delay and padding (0.155 s at 22.05 kHz);
+#: Ogg Opus states its length, give or take a sample of resampling; FLAC is exact.
+EXTRA_S = {"mp3": (0.0, 0.155), "opus": (-1 / 22050, 1 / 22050), "flac": (0.0, 0.0)}
+
+
+def test_synth_writes_the_format_its_file_name_asks_for_with_the_wavs_audio(voices_dir, tmp_path):
+    voice, text = str(voices_dir / "test-duration"), "Hello there. How are you?"
+    wav = tmp_path / "x.wav"
+    voicestack("synth", "--voice", voice, "--text", text, "-o", str(wav))
+    blob = wav.read_bytes()
+    # Written as it was made, and still with the exact sizes in its header.
+    riff_size, data_size = struct.unpack("<4xI32xI", blob[:44])
+    assert (riff_size, data_size) == (len(blob) - 8, len(blob) - 44)
+    with wave.open(str(wav)) as w:
+        seconds = w.getnframes() / w.getframerate()
+        samples = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+
+    for name, fmt in [("x.mp3", "mp3"), ("x.ogg", "opus"), ("x.audio", "flac")]:
+        out = tmp_path / name
+        extra = ["--format", fmt] if name == "x.audio" else []
+        voicestack("synth", "--voice", voice, "--text", text, "-o", str(out), *extra)
+        low, high = EXTRA_S[fmt]
+        assert low <= decoded_seconds(out) - seconds <= high, (name, decoded_seconds(out), seconds)
+    # FLAC is lossless: the same samples as the WAV file (the voice is deterministic).
+    import av
+
+    with av.open(str(tmp_path / "x.audio")) as container:
+        assert container.format.name == "flac"
+        flac = np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(audio=0)])
+    np.testing.assert_array_equal(flac, samples)
+
+
+def test_synth_to_a_file_of_unknown_extension_fails_before_synthesizing(voices_dir, tmp_path):
+    out = tmp_path / "x.m4a"
+    result = voicestack(
+        "synth",
+        "--voice",
+        "test-duration",
+        "--text",
+        "Hi.",
+        "-o",
+        str(out),
+        env_addons=voices_dir,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("voicestack: error: ")
+    assert "'" + str(out) + "'" in result.stderr and ".mp3" in result.stderr
+    assert "--format" in result.stderr
+    assert not out.exists()
 
 
 def test_synth_of_an_unknown_voice_names_the_known_ones(voices_dir, tmp_path):

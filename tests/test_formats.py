@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import wave
 
 import msgpack
 import numpy as np
 import pytest
 from voicestack.serve_app.formats import (
+    COMPRESSED,
     FORMATS,
     MEDIA_TYPES,
     UNKNOWN_SIZE,
@@ -227,7 +230,7 @@ def test_end_totals_cannot_replace_the_message_type():
         StreamEncoder("msgpack", RATE).end({"type": "audio"})
 
 
-@pytest.mark.parametrize("fmt", ["mp3", "WAV", "", "opus"])
+@pytest.mark.parametrize("fmt", ["MP3", "WAV", "", "ogg", "m4a"])
 def test_an_unknown_format_is_refused_naming_the_known_ones(fmt):
     for make in (lambda: StreamEncoder(fmt, RATE), lambda: media_type(fmt, RATE)):
         with pytest.raises(ValueError) as err:
@@ -237,12 +240,174 @@ def test_an_unknown_format_is_refused_naming_the_known_ones(fmt):
 
 
 def test_each_format_has_its_content_type():
-    assert FORMATS == ("wav", "pcm", "msgpack")
+    assert FORMATS == ("wav", "pcm", "msgpack", "mp3", "opus", "aac", "flac")
     assert MEDIA_TYPES == {
         "wav": "audio/wav",
         "pcm": "audio/pcm",
         "msgpack": "application/x-msgpack",
+        "mp3": "audio/mpeg",
+        "opus": "audio/ogg",
+        "aac": "audio/aac",
+        "flac": "audio/flac",
     }
+    for fmt in COMPRESSED:
+        assert StreamEncoder(fmt, RATE).media_type == MEDIA_TYPES[fmt]
     assert media_type("wav", RATE) == "audio/wav"
     assert media_type("msgpack", RATE) == "application/x-msgpack"
     assert media_type("pcm", 16000) == "audio/pcm;rate=16000;channels=1;format=s16le"
+
+
+# Compressed formats: MP3, Ogg Opus, AAC (ADTS) and FLAC, decoded by FFmpeg through PyAV.
+
+#: How many samples (at the input's rate) longer than its input a decoded stream may be.
+#: MP3 and ADTS cannot say how much silence their codec added, so decoders play it: the
+#: encoder's delay (MP3: LAME's 576 samples and the decoder's 529, 1105 in all; AAC: 1024 of
+#: priming) and the last frame's padding, under one frame (AAC: 1024 samples; MP3: 1152, or 576
+#: at 24 kHz and below, and LAME's flush adds up to a frame more). Measured at 16, 22.05 and
+#: 44.1 kHz over input lengths a few samples apart: MP3 1166 to 2290, AAC 1024 to 2042.
+#: Ogg Opus states its pre-skip (312 samples at 48 kHz) and its last sample's position, and
+#: decoders trim both: only the resampling to an Opus rate rounds (measured within 0.5 sample).
+#: FLAC is exact.
+EXTRA_SAMPLES = {
+    "mp3": (0, 1105 + 2 * 1152),
+    "aac": (0, 1024 + 1024),
+    "opus": (-1, 1),
+    "flac": (0, 0),
+}
+
+#: The least correlation of a lossy decode with its input (aligned at its delay). A lost,
+#: shifted or garbled stretch of a 3 s signal falls far below; the codecs at their speech
+#: bitrates measure on this signal: MP3 (64k) 0.99999, AAC (64k) 0.9990, Opus (32k) 0.998.
+MIN_CORRELATION = 0.98
+
+
+def voice_like(seconds: float, rate: int = RATE) -> np.ndarray:
+    """A stand-in for voiced speech: a harmonic series (the pitch gliding between 100 and
+    180 Hz, harmonics falling 6 dB an octave up to 4 kHz) in bursts of 250 ms with pauses."""
+    t = np.arange(int(seconds * rate)) / rate
+    f0 = 140 + 40 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    harmonics = sum(np.sin(k * phase) / k for k in range(1, 4000 // 180 + 1))
+    syllables = np.sqrt(np.clip(np.sin(2 * np.pi * 2 * t), 0, None))
+    return (0.25 * harmonics * syllables).astype(np.float32)
+
+
+def encode(fmt: str, audio: np.ndarray, rate: int = RATE, seed: int = 0) -> list[tuple[int, bytes]]:
+    """Each call's bytes with the count of samples given by then: start, one audio call per
+    chunk of 1 to 4000 samples, end."""
+    enc = StreamEncoder(fmt, rate)
+    out, given = [(0, enc.start())], 0
+    sizes = np.random.default_rng(seed)
+    while given < len(audio):
+        n = int(sizes.integers(1, 4000))
+        out.append((min(given + n, len(audio)), enc.audio(audio[given : given + n], given)))
+        given += n
+    out.append((given, enc.end({"samples": given})))
+    return out
+
+
+def decode(body: bytes) -> tuple[int, np.ndarray]:
+    """(sample rate, samples) of a whole body: int16 for FLAC, float32 for the lossy codecs."""
+    import av
+
+    with av.open(io.BytesIO(body)) as container:
+        frames = list(container.decode(audio=0))
+    assert {f.layout.name for f in frames} == {"mono"}
+    return frames[0].sample_rate, np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
+
+
+def best_alignment(reference: np.ndarray, decoded: np.ndarray, max_lag: int) -> tuple[float, int]:
+    """(correlation, lag): the decoded signal's lag behind the reference at which the two
+    correlate best, and that (gain-free) correlation."""
+    best = (-1.0, 0)
+    for lag in range(max_lag + 1):
+        a = reference[: len(decoded) - lag].astype(np.float64)
+        b = decoded[lag : lag + len(a)].astype(np.float64)
+        best = max(best, (float(a @ b / np.sqrt((a @ a) * (b @ b))), lag))
+    return best
+
+
+@pytest.mark.parametrize("rate", [16000, 22050, 44100])
+@pytest.mark.parametrize("fmt", COMPRESSED)
+def test_a_compressed_stream_decodes_to_the_length_of_its_input_give_or_take_codec_padding(
+    fmt, rate
+):
+    audio = voice_like(3.0, rate)
+    body = b"".join(data for _, data in encode(fmt, audio, rate))
+    decoded_rate, decoded = decode(body)
+    extra = len(decoded) * rate / decoded_rate - len(audio)  # in samples at the input's rate
+    low, high = EXTRA_SAMPLES[fmt]
+    assert low <= extra <= high, (fmt, rate, decoded_rate, extra)
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "opus", "aac"])
+def test_a_lossy_stream_carries_the_signal(fmt):
+    import soxr
+
+    audio = voice_like(3.0)
+    decoded_rate, decoded = decode(b"".join(data for _, data in encode(fmt, audio)))
+    # Opus decodes at 48 kHz whatever it was given: compare at the decoded rate.
+    reference = audio if decoded_rate == RATE else soxr.resample(audio, RATE, decoded_rate)
+    max_lag = EXTRA_SAMPLES[fmt][1] * decoded_rate // RATE
+    correlation, lag = best_alignment(reference, decoded, max_lag)
+    assert correlation >= MIN_CORRELATION, (correlation, lag)
+
+
+def test_flac_is_lossless_after_pcm16_quantisation():
+    audio = samples(3 * RATE, seed=5) * 0.8  # white noise: nothing for a predictor to lean on
+    audio[1000:1100] = 1.5  # clipped like every other format's samples
+    decoded_rate, decoded = decode(b"".join(data for _, data in encode("flac", audio)))
+    assert decoded_rate == RATE
+    assert decoded.dtype == np.int16
+    np.testing.assert_array_equal(decoded, np.frombuffer(pcm16(audio), dtype="<i2"))
+
+
+@pytest.mark.parametrize("fmt", COMPRESSED)
+def test_a_compressed_stream_sends_bytes_as_the_audio_comes_not_at_its_end(fmt):
+    audio = voice_like(3.0)
+    calls = encode(fmt, audio)
+    header = calls[0][1]
+    audio_calls, end = calls[1:-1], calls[-1][1]
+    # Within the first half second of input, encoded audio is out (beyond any header).
+    assert sum(len(data) for given, data in audio_calls if given <= RATE // 2) > 0
+    # And by the end, nearly all of it: end() only adds the frames the codec held back.
+    before_end = sum(len(data) for _, data in audio_calls)
+    assert before_end > 0.75 * (len(header) + before_end + len(end))
+
+
+@pytest.mark.parametrize("fmt", COMPRESSED)
+def test_how_the_audio_is_chunked_does_not_change_the_decoded_stream(fmt):
+    """No seams: the codec and the resampler carry their state from chunk to chunk."""
+    audio = voice_like(2.0)
+    enc = StreamEncoder(fmt, RATE)
+    whole = enc.start() + enc.audio(audio, 0) + enc.end({})
+    chunked = b"".join(data for _, data in encode(fmt, audio, seed=7))
+    (rate_a, a), (rate_b, b) = decode(whole), decode(chunked)
+    assert rate_a == rate_b
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("fmt", COMPRESSED)
+def test_a_compressed_stream_cannot_carry_an_error_and_releases_its_codec(fmt):
+    enc = StreamEncoder(fmt, RATE)
+    assert not enc.carries_errors
+    enc.start()
+    enc.audio(voice_like(0.5), 0)
+    assert enc.error("voice crashed", 500) == b""
+    assert enc.mel(np.zeros((4, 80), np.float32), 0) == b""
+    with pytest.raises(RuntimeError, match="closed"):
+        enc.audio(voice_like(0.1), RATE // 2)
+
+
+def test_importing_the_formats_or_making_an_encoder_does_not_load_pyav():
+    """PyAV (and FFmpeg's libraries) load when a compressed stream starts, and only then."""
+    code = (
+        "import sys, pickle\n"
+        "from voicestack.serve_app.formats import StreamEncoder\n"
+        "enc = StreamEncoder('mp3', 22050)\n"
+        "pickle.dumps(enc)\n"
+        "assert 'av' not in sys.modules, 'av imported'\n"
+        "enc.start()\n"
+        "assert 'av' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

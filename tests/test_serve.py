@@ -16,11 +16,12 @@ import pytest
 from voicestack.addons.loader import load_addon
 from voicestack.runtime.local import synthesize
 from voicestack.runtime.voice import build_voice
-from voicestack.serve_app.formats import decode_msgpack_stream
+from voicestack.serve_app.formats import COMPRESSED, MEDIA_TYPES, decode_msgpack_stream
 from voicestack.serve_app.serve_config import serve_config
 
 from .conftest import voice_with
 from .ray_service import apply_config, pcm16, running_service, wav_samples
+from .test_formats import EXTRA_SAMPLES, decode
 
 pytestmark = pytest.mark.ray
 
@@ -168,6 +169,57 @@ def test_a_msgpack_stream_carries_each_chunk_once_in_order_with_its_mel(service)
     assert mels[0]["start"] == 0 and sum(m["start"] == 0 for m in mels) == end["sentences"]
 
 
+def test_each_compressed_format_decodes_to_the_audio_of_the_wav_response(service):
+    client = service["client"]
+    text = "Hello there. How are you?"
+    _, wav = wav_samples(post(client, voice="test-duration", text=text).content)
+    for fmt in COMPRESSED:
+        response = post(client, voice="test-duration", text=text, format=fmt)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == MEDIA_TYPES[fmt]
+        rate, decoded = decode(response.content)
+        # Longer than the WAV's samples by at most the codec's delay and padding (in samples
+        # at 22.05 kHz; Opus decodes at 48 kHz): tests/test_formats.py says how much and why.
+        extra = len(decoded) * 22050 / rate - len(wav)
+        low, high = EXTRA_SAMPLES[fmt]
+        assert low <= extra <= high, (fmt, extra)
+        if fmt == "flac":  # lossless: the WAV's samples, up to batching's rounding
+            assert_same_audio(decoded, wav)
+    # At a requested rate (resampled in the ingress, then MP3's 16 kHz; Opus's 16 kHz).
+    for fmt in ("mp3", "opus"):
+        response = post(client, voice="test-duration", text=text, format=fmt, sample_rate=16000)
+        assert response.status_code == 200 and response.headers["x-sample-rate"] == "16000"
+        rate, decoded = decode(response.content)
+        extra = len(decoded) * 16000 / rate - len(wav) * 16000 / 22050
+        low, high = EXTRA_SAMPLES[fmt]
+        assert low - 1 <= extra <= high + 1, (fmt, extra)  # a sample of resampling each way
+
+
+def test_an_mp3_response_starts_while_the_voice_is_still_speaking(service):
+    """Not buffered: the first MP3 bytes reach the client while the voice's composer is still
+    making the rest of a long text."""
+    composer = handle("voice-test-duration", "Composer")
+    text = " ".join(f"Sentence number {n} is here." for n in range(1, 25))
+    body = {"voice": "test-duration", "text": text, "format": "mp3"}
+    url = f"http://127.0.0.1:{service['port']}"
+    with (
+        httpx.Client(base_url=url, timeout=120) as client,
+        client.stream("POST", "/v1/synthesize", json=body) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "audio/mpeg"
+        parts = response.iter_raw()
+        received = next(p for p in parts if p)  # the first bytes of the body
+        load = composer.load.remote().result()
+        received += b"".join(parts)
+    assert load["active"] >= 1, load
+    # And what followed completes it: the whole text's audio, as the same text in PCM.
+    rate, decoded = decode(received)
+    samples = len(post(service["client"], voice="test-duration", text=text, format="pcm").content)
+    low, high = EXTRA_SAMPLES["mp3"]
+    assert rate == 22050 and low <= len(decoded) - samples // 2 <= high
+
+
 def test_a_requested_sample_rate_resamples_the_stream(service):
     client = service["client"]
     native = post(client, voice="test-duration", text="Hello there.", format="pcm")
@@ -181,7 +233,7 @@ def test_a_requested_sample_rate_resamples_the_stream(service):
     ("body", "status", "words"),
     [
         ({"voice": "nobody", "text": "Hi."}, 404, ["unknown voice 'nobody'", "test-duration"]),
-        ({"voice": "test-duration", "text": "Hi.", "format": "mp3"}, 422, ["format"]),
+        ({"voice": "test-duration", "text": "Hi.", "format": "ogg"}, 422, ["format", "opus"]),
         ({"voice": "test-duration", "text": ""}, 422, ["text"]),
         ({"voice": "test-duration", "text": "Hi.", "volume": 2}, 422, ["volume"]),
         ({"voice": "test-duration", "text": "..."}, 400, ["nothing to say"]),
@@ -250,21 +302,22 @@ def test_voices_lists_each_voice_with_its_architecture_rate_stack_and_placement(
     assert health["status"] == "ok" and health["voices"] == ["test-attention", "test-duration"]
 
 
-def test_a_client_that_disconnects_stops_its_stream(service):
+@pytest.mark.parametrize("fmt", ["pcm", "mp3"])
+def test_a_client_that_disconnects_stops_its_stream(service, fmt):
     source = handle("voice-test-attention", "AttentionDecoder")
     text = " ".join(["Why not speak for a while?"] * 12)
     before = source.made.remote().result()
-    post(service["client"], voice="test-attention", text=text, format="pcm")
+    post(service["client"], voice="test-attention", text=text, format=fmt)
     whole = source.made.remote().result() - before
 
     before = source.made.remote().result()
-    body = {"voice": "test-attention", "text": text, "format": "pcm"}
+    body = {"voice": "test-attention", "text": text, "format": fmt}
     url = f"http://127.0.0.1:{service['port']}"
     with (
         httpx.Client(base_url=url, timeout=60) as client,
         client.stream("POST", "/v1/synthesize", json=body) as response,
     ):
-        next(response.iter_raw())  # the first audio arrived; now hang up
+        next(p for p in response.iter_raw() if p)  # the first audio arrived; now hang up
     made = []
     for _ in range(20):  # until the count settles
         made.append(source.made.remote().result() - before)
