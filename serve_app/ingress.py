@@ -4,6 +4,8 @@ GET  /healthz                 {status: ok|degraded, voices, starting, failed: {v
 GET  /v1/voices               each voice: name, architecture, language, sample rate, stack, placement
 POST /v1/synthesize           {voice, text, format: wav|pcm|msgpack, sample_rate?, with_mel?, seed?,
                                speaker?, speed?}
+POST /v1/audio/speech         OpenAI's speech API, and its /v1/models, /v1/audio/voices: the
+                              schema, aliases, error shape and events are serve_app/openai_api.py
 
 The ingress finds voices by their Serve application names (`voice-NAME`), so a voice added with
 `serve deploy` is served without redeploying the ingress. A bad request is answered with a 4xx
@@ -24,9 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from voicestack.blocks.request import MAX_SPEED, MIN_SPEED, RequestOptions
+from voicestack.serve_app import openai_api
 from voicestack.serve_app.app import VOICE_APP_PREFIX
 from voicestack.serve_app.auth import load_api_keys, refusal
-from voicestack.serve_app.formats import StreamEncoder
+from voicestack.serve_app.formats import FORMATS, StreamEncoder
+from voicestack.serve_app.openai_api import SpeechRequest
 
 logger = logging.getLogger("voicestack.serve")
 
@@ -67,7 +71,7 @@ class SynthesizeRequest(BaseModel):
 
     voice: str = Field(min_length=1)
     text: str = Field(min_length=1, max_length=100_000)
-    format: Literal["wav", "pcm", "msgpack"] = "wav"
+    format: Literal[FORMATS] = "wav"  # type: ignore[valid-type]  # the one list of formats
     sample_rate: int | None = Field(default=None, ge=8000, le=96000)
     with_mel: bool = Field(default=False, description="msgpack only: also stream mel chunks")
     seed: int | None = Field(
@@ -92,6 +96,8 @@ class SynthesizeRequest(BaseModel):
 
 @api.exception_handler(RequestValidationError)
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    if openai_api.is_openai_path(request.url.path):
+        return openai_api.validation_error(exc.errors())
     problems = [
         {"key": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]}
         for err in exc.errors()
@@ -105,7 +111,9 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
 @api.exception_handler(StarletteHTTPException)
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     """FastAPI's own 4xx (a body that is not JSON or not UTF-8, an unknown route) in the API's
-    error shape, `{"error": ...}`, like every other error."""
+    error shape, `{"error": ...}`, like every other error (OpenAI's on OpenAI's routes)."""
+    if openai_api.is_openai_path(request.url.path):
+        return openai_api.http_error(exc.status_code, str(exc.detail), exc.headers)
     return JSONResponse(
         status_code=exc.status_code, content={"error": str(exc.detail)}, headers=exc.headers
     )
@@ -113,6 +121,32 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": message, **extra})
+
+
+class Refusal(Exception):
+    """A request answered with an error before any audio: each route says it in its API's
+    shape. `extra`: more keys of voicestack's shape (`known` voices); `code`: OpenAI's."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+        self.headers, self.extra = headers, extra
+
+    def response(self) -> JSONResponse:
+        """In voicestack's own shape, `{"error": "..."}`."""
+        return JSONResponse(
+            status_code=self.status,
+            content={"error": self.message, **self.extra},
+            headers=self.headers,
+        )
 
 
 class StreamAborted(RuntimeError):
@@ -196,6 +230,9 @@ class Ingress:
         self._described: dict[str, dict[str, Any]] = {}
         self._read_at = 0.0
         self._lock = asyncio.Lock()
+        #: The OpenAI routes' alias table and input bound, read from the environment once.
+        self._openai = openai_api.Settings.from_env()
+        self._started = int(time.time())
 
     async def voices(self, refresh: bool = False) -> dict[str, Any]:
         """Voice name -> composer handle, from the running Serve applications."""
@@ -251,56 +288,188 @@ class Ingress:
 
     @api.get("/v1/voices")
     async def list_voices(self) -> dict[str, Any]:
+        """Each voice; and `aliases`: each name `POST /v1/audio/speech` takes besides the
+        voices' own (OpenAI's alloy, ash, ...), with the voice it speaks with."""
         voices = await self.voices()
         described = await asyncio.gather(*(self._describe(v, h) for v, h in voices.items()))
-        return {"voices": described}
+        return {"voices": described, "aliases": self._alias_targets(voices)}
 
-    @api.post("/v1/synthesize")
-    async def synthesize(self, request: SynthesizeRequest):
-        handle = await self._voice(request.voice)
-        if handle is None and request.voice in self._starting:
-            return JSONResponse(
-                status_code=503,
-                content={"error": f"voice {request.voice!r} is starting; try again shortly"},
+    def _alias_targets(self, voices: dict[str, Any]) -> dict[str, str | None]:
+        return openai_api.alias_targets(self._openai.aliases, voices, self._starting)
+
+    async def _find(self, voice: str) -> tuple[Any, dict[str, Any]]:
+        """The voice's handle and description; raises Refusal when it is starting (503 with
+        Retry-After), failed to deploy (503) or unknown (404)."""
+        handle = await self._voice(voice)
+        if handle is None and voice in self._starting:
+            raise Refusal(
+                503,
+                f"voice {voice!r} is starting; try again shortly",
+                code="voice_starting",
                 headers={"Retry-After": "2"},
             )
-        if handle is None and request.voice in self._failed:
-            return _error(
-                503, f"voice {request.voice!r} failed to deploy: {self._failed[request.voice]}"
+        if handle is None and voice in self._failed:
+            raise Refusal(
+                503,
+                f"voice {voice!r} failed to deploy: {self._failed[voice]}",
+                code="voice_failed",
             )
         if handle is None:
             known = sorted(await self.voices())
-            return _error(
+            raise Refusal(
                 404,
-                f"unknown voice {request.voice!r} (known: {', '.join(known) or 'none'})",
+                f"unknown voice {voice!r} (known: {', '.join(known) or 'none'})",
+                code="voice_not_found",
                 known=known,
             )
-        if request.with_mel and request.format != "msgpack":
-            return _error(422, "with_mel: mel chunks can only be streamed in the msgpack format")
-        info = await self._describe(request.voice, handle)
-        native = info["sample_rate"]
-        rate = request.sample_rate or native
-        options = RequestOptions(request.seed, request.speaker, request.speed)
-        stream = handle.options(stream=True).synthesize.remote(
-            request.text, request.with_mel, options
-        )
+        return handle, await self._describe(voice, handle)
+
+    async def _start(
+        self, handle: Any, text: str, options: RequestOptions, with_mel: bool = False
+    ) -> tuple[Any, dict]:
+        """The voice's stream and its first message, audio; raises Refusal when the voice
+        refuses the request (a 4xx naming the problem) or is at capacity (503, Retry-After)."""
+        stream = handle.options(stream=True).synthesize.remote(text, with_mel, options)
         try:
             first = await stream.__anext__()
         except StopAsyncIteration:
-            return _error(500, "the voice ended the stream without audio")
+            raise Refusal(500, "the voice ended the stream without audio") from None
         if first["type"] == "error":
             stream.cancel()
             if "retry_after_s" in first:  # the voice is at capacity: shed, never hang
-                return JSONResponse(
-                    status_code=first["status"],
-                    content={"error": first["message"]},
+                raise Refusal(
+                    first["status"],
+                    first["message"],
+                    code="voice_at_capacity",
                     headers={"Retry-After": str(first["retry_after_s"])},
                 )
-            return _error(first["status"], first["message"])
-        encoder = StreamEncoder(request.format, rate, with_mel=request.with_mel)
+            raise Refusal(first["status"], first["message"])
+        return stream, first
+
+    @staticmethod
+    def _respond(
+        stream: Any, first: dict, encoder: Any, native: int, headers: dict[str, str] | None = None
+    ) -> StreamingResponse:
+        """The streaming response: the voice's audio at `native` Hz, resampled to the
+        encoder's rate when they differ, in the encoder's format."""
+        rate = encoder.sample_rate
         resample = _Resampler(native, rate) if rate != native else None
         return StreamingResponse(
             _body(stream, first, encoder, resample),
             media_type=encoder.media_type,
-            headers={"X-Sample-Rate": str(rate), "Cache-Control": "no-store"},
+            headers={"X-Sample-Rate": str(rate), "Cache-Control": "no-store", **(headers or {})},
         )
+
+    @api.post("/v1/synthesize")
+    async def synthesize(self, request: SynthesizeRequest):
+        if request.with_mel and request.format != "msgpack":
+            return _error(422, "with_mel: mel chunks can only be streamed in the msgpack format")
+        options = RequestOptions(request.seed, request.speaker, request.speed)
+        try:
+            handle, info = await self._find(request.voice)
+            native = info["sample_rate"]
+            encoder = StreamEncoder(
+                request.format, request.sample_rate or native, with_mel=request.with_mel
+            )
+            stream, first = await self._start(handle, request.text, options, request.with_mel)
+        except Refusal as refused:
+            return refused.response()
+        return self._respond(stream, first, encoder, native)
+
+    # --- OpenAI's speech API (serve_app/openai_api.py) ------------------------------------
+
+    async def _openai_voice(self, request: SpeechRequest) -> tuple[str, str | None]:
+        """(the voice that speaks, the alias asked for or None): openai_api.resolve_voice on
+        the voices deployed, read again once if the name is not among them."""
+        for refresh in (False, True):
+            running = await self.voices(refresh=refresh)
+            known = {*running, *self._starting, *self._failed}
+            try:
+                return openai_api.resolve_voice(
+                    request.voice_name,
+                    request.model,
+                    known,
+                    running,
+                    self._starting,
+                    self._openai.aliases,
+                )
+            except openai_api.VoiceError as e:
+                why = str(e)
+        raise Refusal(400, why, code="voice_not_found")
+
+    @api.post("/v1/audio/speech")
+    async def speech(self, request: SpeechRequest):
+        """OpenAI's `POST /v1/audio/speech`; errors in OpenAI's shape, before any audio."""
+        if len(request.input) > self._openai.max_input_chars:
+            return openai_api.error_response(
+                400,
+                f"input: the text is {len(request.input)} characters long; at most "
+                f"{self._openai.max_input_chars} are accepted",
+                param="input",
+                code="string_above_max_length",
+            )
+        if request.response_format not in FORMATS:
+            available = [f for f in openai_api.RESPONSE_FORMATS if f in FORMATS]
+            return openai_api.error_response(
+                400,
+                f"response_format: {request.response_format!r} is not available on this "
+                f"server (available: {', '.join(available)})",
+                param="response_format",
+                code="unsupported_value",
+            )
+        options = RequestOptions(request.seed, request.speaker, request.speed)
+        try:
+            voice, alias = await self._openai_voice(request)
+            handle, info = await self._find(voice)
+            native = info["sample_rate"]
+            rate = request.output_rate(native)
+            try:
+                encoder: Any = StreamEncoder(request.response_format, rate)
+            except ValueError as e:
+                raise Refusal(400, f"sample_rate: {e}") from None
+            stream, first = await self._start(handle, request.input, options)
+        except Refusal as refused:
+            if refused.status == 404:  # an alias naming a voice that is not deployed
+                refused.status, refused.code = 400, "voice_not_found"
+            param = openai_api.param_of(refused.message)
+            if refused.code in ("voice_not_found", "voice_starting", "voice_failed"):
+                param = "voice"
+            return openai_api.error_response(
+                refused.status, refused.message, param, refused.code, refused.headers
+            )
+        headers = {"X-Voice": voice}
+        if alias is not None:
+            headers["X-Voice-Alias"] = alias
+        if request.instructions:
+            headers["X-Instructions-Ignored"] = "true"
+            headers["X-Instructions-Ignored-Reason"] = openai_api.INSTRUCTIONS_IGNORED
+        if request.stream_format == "sse":
+            encoder = openai_api.SseEncoder(encoder, len(request.input))
+            headers["X-Accel-Buffering"] = "no"  # a proxy must not hold events back
+        return self._respond(stream, first, encoder, native, headers)
+
+    @api.get("/v1/models")
+    async def models(self) -> dict[str, Any]:
+        """OpenAI's model list: tts-1, tts-1-hd, gpt-4o-mini-tts, and each voice."""
+        return openai_api.model_list(await self.voices(), self._started)
+
+    @api.get("/v1/models/{model}")
+    async def model(self, model: str):
+        if model in openai_api.OPENAI_MODELS or model in await self.voices():
+            return openai_api.model_entry(model, self._started)
+        return openai_api.error_response(
+            404, f"the model {model!r} does not exist", param="model", code="model_not_found"
+        )
+
+    @api.get("/v1/audio/voices")
+    async def audio_voices(self) -> dict[str, Any]:
+        """Voices and aliases, as Kokoro-FastAPI lists them and Open WebUI reads them."""
+        voices = await self.voices()
+        described = await asyncio.gather(*(self._describe(v, h) for v, h in voices.items()))
+        return openai_api.voice_list(described, self._alias_targets(voices))
+
+    @api.get("/v1/audio/models")
+    async def audio_models(self) -> dict[str, Any]:
+        """The models Open WebUI offers for a custom OpenAI endpoint."""
+        models = openai_api.model_list(await self.voices(), self._started)["data"]
+        return {"models": [{"id": m["id"]} for m in models]}
