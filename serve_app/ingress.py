@@ -170,6 +170,8 @@ async def _body(stream: Any, first: dict, encoder: StreamEncoder, resample: Any)
                 produced += samples.shape[0]
             elif kind == "mel":
                 yield encoder.mel(item["frames"], item["start"])
+            elif kind == "word":
+                yield encoder.word({k: v for k, v in item.items() if k != "type"})
             elif kind == "end":
                 if resample is not None:
                     tail = resample(None)
@@ -360,6 +362,21 @@ class Ingress:
             headers={"X-Sample-Rate": str(rate), "Cache-Control": "no-store", **(headers or {})},
         )
 
+    @staticmethod
+    async def _captioned(
+        stream: Any, first: dict, encoder: Any, native: int, headers: dict[str, str]
+    ) -> JSONResponse:
+        """The whole response as one JSON object: the audio (base64, in the encoder's format)
+        and its words' times (serve_app/openai_api.py `Captions`), sent once it is all made."""
+        rate = encoder.sample_rate
+        captions = openai_api.Captions(encoder)
+        resample = _Resampler(native, rate) if rate != native else None
+        try:
+            audio = b"".join([piece async for piece in _body(stream, first, captions, resample)])
+        except StreamAborted as failed:  # nothing was sent yet: an honest 500
+            return openai_api.error_response(500, str(failed), None, "synthesis_failed")
+        return JSONResponse(captions.body(audio), headers={"X-Sample-Rate": str(rate), **headers})
+
     @api.post("/v1/synthesize")
     async def synthesize(self, request: SynthesizeRequest):
         if request.with_mel and request.format != "msgpack":
@@ -408,6 +425,14 @@ class Ingress:
                 param="input",
                 code="string_above_max_length",
             )
+        if request.timestamps and request.stream_format == "sse":
+            return openai_api.error_response(
+                400,
+                "timestamps: an sse stream carries `word` events already; timestamps asks for "
+                "one JSON object with the audio and the words",
+                param="timestamps",
+                code="unsupported_value",
+            )
         if request.response_format not in FORMATS:
             available = [f for f in openai_api.RESPONSE_FORMATS if f in FORMATS]
             return openai_api.error_response(
@@ -443,6 +468,10 @@ class Ingress:
         if request.instructions:
             headers["X-Instructions-Ignored"] = "true"
             headers["X-Instructions-Ignored-Reason"] = openai_api.INSTRUCTIONS_IGNORED
+        if not info.get("word_timestamps", False):
+            headers["X-Word-Timestamps"] = "none: this voice does not report its words' times"
+        if request.timestamps:
+            return await self._captioned(stream, first, encoder, native, headers)
         if request.stream_format == "sse":
             encoder = openai_api.SseEncoder(encoder, len(request.input))
             headers["X-Accel-Buffering"] = "no"  # a proxy must not hold events back

@@ -121,6 +121,12 @@ class SpeechRequest(BaseModel):
         description="accepted, not followed: the response says so in X-Instructions-Ignored",
     )
     stream_format: Literal["audio", "sse"] = "audio"
+    timestamps: bool = Field(
+        default=False,
+        description="voicestack: answer, once all is made, one JSON object with the audio "
+        "(base64) and each word's times (`timestamps`), as Kokoro-FastAPI's captioned speech; "
+        "an `sse` stream carries `word` events instead",
+    )
     seed: int | None = Field(
         default=None,
         ge=0,
@@ -376,6 +382,11 @@ class SseEncoder:
     def mel(self, frames: Any, start_frame: int) -> bytes:
         return b""
 
+    def word(self, word: dict) -> bytes:
+        """A word's times, `{"type": "word", word, read_as, start_s, end_s, text_start,
+        text_end, sentence}`, before the audio that holds it (voicestack's own event)."""
+        return sse_event({**word, "type": "word"})
+
     def usage(self) -> dict[str, int]:
         output = math.ceil(self.samples * 1000 / self.sample_rate)
         return {
@@ -421,3 +432,40 @@ def voice_list(
         if alias not in names  # a voice's own name wins over an alias
     ]
     return {"voices": voices}
+
+
+class Captions:
+    """A whole response with its words' times (`timestamps: true`), as Kokoro-FastAPI's
+    captioned speech answers: `{"audio": <base64 of the response_format file>,
+    "audio_format", "sample_rate", "timestamps": [{word, start_time, end_time, read_as,
+    text_start, text_end}]}`. Wraps the audio encoder and keeps the words it is given."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.words: list[dict[str, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def word(self, word: dict) -> bytes:
+        self.words.append(
+            {
+                "word": word["word"],
+                "start_time": word["start_s"],
+                "end_time": word["end_s"],
+                "read_as": word["read_as"],
+                "text_start": word["text_start"],
+                "text_end": word["text_end"],
+            }
+        )
+        return b""
+
+    def body(self, audio: bytes) -> dict[str, Any]:
+        return {
+            "audio": base64.b64encode(audio).decode(),
+            "audio_format": self.inner.fmt,
+            "sample_rate": self.inner.sample_rate,
+            "timestamps": self.words,
+        }

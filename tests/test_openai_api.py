@@ -138,8 +138,10 @@ def test_the_official_client_streams_every_format(client, reference, fmt, stream
     headers, body = speak(client, response_format=fmt, stream_format=stream_format)
     if stream_format == "sse":
         assert headers["content-type"].startswith("text/event-stream")
-        *deltas, done = events(body)
-        assert {e["type"] for e in deltas} == {"speech.audio.delta"}
+        *streamed, done = events(body)
+        # joe says when each word is spoken, before the audio holding it
+        assert {e["type"] for e in streamed} == {"speech.audio.delta", "word"}
+        deltas = [e for e in streamed if e["type"] == "speech.audio.delta"]
         assert len(deltas) >= 2  # streamed piece by piece, not one blob at the end
         data = b"".join(base64.b64decode(e["audio"]) for e in deltas)
     else:
@@ -167,7 +169,7 @@ def test_the_official_client_streams_every_format(client, reference, fmt, stream
 def test_the_sse_stream_carries_the_bytes_of_the_audio_stream(client):
     _, audio = speak(client, response_format="pcm")
     _, sse = speak(client, response_format="pcm", stream_format="sse")
-    *deltas, _ = events(sse)
+    deltas = [e for e in events(sse) if e["type"] == "speech.audio.delta"]
     joined = b"".join(base64.b64decode(e["audio"]) for e in deltas)
     got, expected = np.frombuffer(joined, "<i2"), np.frombuffer(audio, "<i2")
     assert got.size == expected.size
@@ -408,3 +410,55 @@ def test_an_sse_stream_that_fails_after_it_started_ends_with_an_error_event():
     assert error["error"]["type"] == "server_error"
     assert "the vocoder fell over" in error["error"]["message"]
     assert stream.cancelled
+
+
+def test_sse_words_come_before_the_audio_that_holds_them(client):
+    _, body = speak(client, response_format="pcm", stream_format="sse")
+    sent_s = 0.0  # audio sent before each event, in seconds at 24 kHz
+    words = []
+    for event in events(body):
+        if event["type"] == "speech.audio.delta":
+            sent_s += len(base64.b64decode(event["audio"])) / 2 / openai_api.PCM_RATE
+        elif event["type"] == "word":
+            assert event["start_s"] >= sent_s - 0.02  # not yet heard (one resampler block)
+            words.append(event)
+    assert [w["word"] for w in words] == ["Hello", "there", "How", "are", "you", "today"]
+    assert all(TEXT[w["text_start"] : w["text_end"]] == w["word"] for w in words)
+
+
+def test_timestamps_true_answers_the_audio_and_its_words_in_one_json(service, reference):
+    response = service["http"].post(
+        "/v1/audio/speech",
+        json={
+            "model": "tts-1",
+            "voice": "joe",
+            "input": TEXT,
+            "response_format": "wav",
+            "timestamps": True,
+            "seed": SEED,
+        },
+    )
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["audio_format"] == "wav" and body["sample_rate"] == 22050
+    rate, samples = wav_samples(base64.b64decode(body["audio"]))
+    assert rate == 22050 and np.abs(samples - reference).max() <= 2
+    words = body["timestamps"]
+    assert [w["word"] for w in words] == ["Hello", "there", "How", "are", "you", "today"]
+    times = [t for w in words for t in (w["start_time"], w["end_time"])]
+    assert times == sorted(times) and times[-1] <= samples.size / rate
+
+
+def test_timestamps_with_an_sse_stream_is_a_400_naming_the_field(service):
+    response = service["http"].post(
+        "/v1/audio/speech",
+        json={
+            "model": "tts-1",
+            "voice": "joe",
+            "input": TEXT,
+            "stream_format": "sse",
+            "timestamps": True,
+        },
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "timestamps"

@@ -134,3 +134,29 @@ def test_the_voice_list_shows_joe_as_a_vits_voice(service):
     voices = {v["name"]: v for v in service["client"].get("/v1/voices").json()["voices"]}
     assert voices["joe"]["architecture"] == "vits"
     assert voices["joe"]["sample_rate"] == 22050
+
+
+def test_the_msgpack_stream_says_each_words_time_before_its_audio(service):
+    from voicestack.blocks.chunk import Chunk
+    from voicestack.runtime.local import synthesize_events
+
+    messages = speak(service, seed=3)
+    heard_s = 0.0
+    words = []
+    for message in messages:
+        if message["type"] == "audio":
+            heard_s += len(message["pcm16"]) / 2 / message["sample_rate"]
+        elif message["type"] == "word":
+            assert message["start_s"] >= heard_s  # sent before any of its audio
+            words.append(message)
+    local = [
+        e
+        for e in synthesize_events(build_voice(load_addon(find_voice("joe").path)), TEXT, seed=3)
+        if not isinstance(e, Chunk)
+    ]
+    assert [w["word"] for w in words] == [w["word"] for w in local]
+    assert [w["sentence"] for w in words] == [0, 0] + [1] * 8
+    # The same durations, so the same frames: times agree to float rounding.
+    for served, made in zip(words, local, strict=True):
+        assert abs(served["start_s"] - made["start_s"]) < 1e-3
+        assert abs(served["end_s"] - made["end_s"]) < 1e-3
