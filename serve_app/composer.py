@@ -180,6 +180,18 @@ class Composer:
         except Overloaded as e:
             yield {**_error(503, f"voice {self.name!r} is {e}"), "retry_after_s": e.retry_after_s}
 
+    async def complete(self, text: str) -> int:
+        """How much of `text` (characters from its start) is whole sentences, as this voice's
+        front end cuts them: text that arrives as it is written (the WebSocket route) is
+        spoken a sentence at a time, each once the next one has begun, so that it is cut
+        where the whole text would be. 0 until a second sentence begins."""
+        sentences = await asyncio.to_thread(self.frontend.sentences, text)
+        if len(sentences) < 2:
+            return 0
+        spans = await asyncio.to_thread(TextSpans, text, sentences, self.frontend.rewrite)
+        start = spans.span(len(sentences) - 1, 0)  # the last sentence's first word
+        return start[0] if start is not None else 0
+
     def load(self) -> dict[str, int]:
         """Streams playing and waiting in this replica (tests, diagnostics)."""
         return {"active": self.admission.active, "waiting": self.admission.waiting}

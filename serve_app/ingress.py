@@ -2,8 +2,9 @@
 
 GET  /healthz                 {status: ok|degraded, voices, starting, failed: {voice: why}}
 GET  /v1/voices               each voice: name, architecture, language, sample rate, stack, placement
-POST /v1/synthesize           {voice, text, format: wav|pcm|msgpack, sample_rate?, with_mel?, seed?,
-                               speaker?, speed?}
+POST /v1/synthesize           {voice, text, format (wav, pcm, msgpack, mp3, ...), sample_rate?, seed?,
+                               with_mel?, speaker?, speed?}
+WS   /v1/audio/speech/stream  text in as it is written, audio out (serve_app/text_stream.py)
 POST /v1/audio/speech         OpenAI's speech API, and its /v1/models, /v1/audio/voices: the
                               schema, aliases, error shape and events are serve_app/openai_api.py
 
@@ -19,12 +20,13 @@ import logging
 import time
 from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, WebSocket, WebSocketException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 from voicestack.blocks.request import MAX_SPEED, MIN_SPEED, RequestOptions
 from voicestack.serve_app import openai_api
 from voicestack.serve_app.app import VOICE_APP_PREFIX
@@ -45,11 +47,14 @@ API_KEYS = load_api_keys()
 MAX_BODY_BYTES = 1_000_000
 
 
-async def _admitted(request: Request) -> None:
+async def _admitted(request: HTTPConnection) -> None:
     """Every route's first step: the caller's key, and a body of bounded size, checked before
     the body is read (a dependency, not a middleware: Starlette's middlewares wrap a streaming
-    body and would swallow how a failed stream ends)."""
+    body and would swallow how a failed stream ends). A WebSocket without a key is refused
+    before it is accepted."""
     why = refusal(request.url.path, request.headers.get("authorization"), API_KEYS)
+    if why is not None and request.scope["type"] == "websocket":
+        raise WebSocketException(code=1008, reason=why)
     if why is not None:
         raise StarletteHTTPException(401, why, headers={"WWW-Authenticate": "Bearer"})
     length = request.headers.get("content-length")
@@ -151,7 +156,7 @@ class Refusal(Exception):
 
 class StreamAborted(RuntimeError):
     """Raised inside a response body that failed after it started, in a format that cannot
-    say so (wav, pcm): the connection is dropped before the body's end, so the client sees an
+    say so (any but msgpack): the connection is dropped before the body's end, so the client sees an
     incomplete response, never a complete-looking short file."""
 
 
@@ -476,6 +481,13 @@ class Ingress:
             encoder = openai_api.SseEncoder(encoder, len(request.input))
             headers["X-Accel-Buffering"] = "no"  # a proxy must not hold events back
         return self._respond(stream, first, encoder, native, headers)
+
+    @api.websocket("/v1/audio/speech/stream")
+    async def speech_stream(self, socket: WebSocket) -> None:
+        """Text in as it is written, one audio stream out (serve_app/text_stream.py)."""
+        from voicestack.serve_app import text_stream
+
+        await text_stream.serve(socket, self._find)
 
     @api.get("/v1/models")
     async def models(self) -> dict[str, Any]:

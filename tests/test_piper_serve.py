@@ -4,6 +4,8 @@ audio reproducible and equal to the local runtime's."""
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 from voicestack.addons.loader import load_addon
@@ -160,3 +162,85 @@ def test_the_msgpack_stream_says_each_words_time_before_its_audio(service):
     for served, made in zip(words, local, strict=True):
         assert abs(served["start_s"] - made["start_s"]) < 1e-3
         assert abs(served["end_s"] - made["end_s"]) < 1e-3
+
+
+PARAGRAPH = (
+    "Good morning. The train to the coast leaves at nine, so we should hurry. "
+    "Bring a coat, because the wind is cold by the sea! Do you have the tickets?"
+)
+
+
+async def _talk(port: int, pieces: list[str], config: dict, wait_after: int):
+    """Send `config`, then `pieces` (waiting for the first audio once `wait_after` pieces are
+    out), then a flush; return (binary audio, JSON messages, pieces sent when audio came)."""
+    import contextlib
+    import json
+
+    import websockets
+
+    audio, messages, sent, heard_at = bytearray(), [], 0, None
+    first_audio = asyncio.Event()
+
+    async with websockets.connect(f"ws://127.0.0.1:{port}/v1/audio/speech/stream") as socket:
+
+        async def receive():
+            nonlocal heard_at
+            with contextlib.suppress(websockets.ConnectionClosed):  # the close code says how
+                async for message in socket:
+                    if isinstance(message, bytes):
+                        if heard_at is None:
+                            heard_at = sent
+                            first_audio.set()
+                        audio.extend(message)
+                    else:
+                        messages.append(json.loads(message))
+
+        receiving = asyncio.create_task(receive())
+        with contextlib.suppress(websockets.ConnectionClosed):  # refused: closed on us
+            await socket.send(json.dumps(config))
+            for piece in pieces:
+                await socket.send(json.dumps({"text": piece}))
+                sent += 1
+                if sent == wait_after:
+                    await asyncio.wait_for(first_audio.wait(), timeout=120)
+            await socket.send(json.dumps({"flush": True}))
+        await asyncio.wait_for(receiving, timeout=300)
+        return bytes(audio), messages, heard_at, socket.close_code
+
+
+def test_text_sent_as_it_is_written_streams_back_as_one_request_would(service):
+    words = PARAGRAPH.split(" ")
+    pieces = [" ".join(words[i : i + 2]) + " " for i in range(0, len(words), 2)]
+    config = {"voice": "joe", "format": "pcm", "seed": 9}
+    # After the third piece the second sentence has begun: the first can be spoken.
+    audio, messages, heard_at, code = asyncio.run(_talk(service["port"], pieces, config, 3))
+    assert heard_at == 3 < len(pieces)  # audio came before the rest of the text was written
+    assert code == 1000 and messages[-1]["type"] == "end" and messages[-1]["sentences"] == 4
+    whole = service["client"].post(
+        "/v1/synthesize", json={"voice": "joe", "text": PARAGRAPH, "format": "pcm", "seed": 9}
+    )
+    expected = np.frombuffer(whole.content, "<i2").astype(np.float64)
+    got = np.frombuffer(audio, "<i2").astype(np.float64)
+    assert got.shape == expected.shape
+    assert snr_db(expected, got) >= 40  # batching's float rounding only
+    spoken = [m for m in messages if m["type"] == "word"]
+    assert [m["word"] for m in spoken] == [w.strip(".,!?") for w in PARAGRAPH.split()]
+    assert all(PARAGRAPH[m["text_start"] : m["text_end"]] == m["word"] for m in spoken)
+    starts = [m["start_s"] for m in spoken]
+    assert starts == sorted(starts) and starts[-1] < got.size / 22050
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ({"voice": "nobody"}, ["unknown voice 'nobody'"]),
+        ({"voice": "joe", "format": "msgpack"}, ["format"]),
+        ({"voice": "joe", "speed": 9}, ["speed"]),
+        ({"voice": "joe", "colour": "red"}, ["colour"]),
+    ],
+)
+def test_a_bad_first_message_is_an_error_message_and_a_policy_close(service, config, words):
+    audio, messages, _, code = asyncio.run(_talk(service["port"], ["Hello."], config, 0))
+    assert audio == b"" and code == 1008
+    assert messages[-1]["type"] == "error" and messages[-1]["status"] in (400, 404)
+    assert all(w in messages[-1]["message"] for w in words), messages[-1]
