@@ -3,6 +3,7 @@
 voicestack voices [--json]
 voicestack synth --voice NAME --text "Hello there." -o hello.wav   (or .mp3 .opus .ogg .aac .flac)
 voicestack demo
+voicestack wyoming [--uri tcp://127.0.0.1:10200] [--url http://127.0.0.1:8000] [--voice NAME...]
 voicestack addon inspect PATH
 voicestack addon validate PATH
 voicestack addon build-test-voices DEST
@@ -257,6 +258,24 @@ def _command_line(args: argparse.Namespace) -> str:
     return "".join(parts)
 
 
+def cmd_wyoming(args: argparse.Namespace) -> int:
+    """Serve the voices over the Wyoming protocol (Home Assistant's Wyoming integration): from
+    the running service at --url, else with the local runtime in this process."""
+    import asyncio
+    import contextlib
+
+    from voicestack.serve_app.wyoming_server import open_catalog, serve
+
+    def ready(voices) -> None:
+        names = ", ".join(v.name for v in voices) or "none yet"
+        backend = args.url or "the local runtime"
+        print(f"voicestack wyoming: {args.uri}: {names} (from {backend})", file=sys.stderr)
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: a normal way to stop a server
+        asyncio.run(serve(args.uri, open_catalog(args.url, args.voice), ready))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     from voicestack.serve_app.formats import FORMATS
 
@@ -303,6 +322,24 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--text", default=DEMO_TEXT)
     demo.add_argument("--out", default="out", help="folder for the WAV files")
     demo.set_defaults(func=cmd_demo)
+
+    wyoming = sub.add_parser(
+        "wyoming", help="serve the voices to Home Assistant over the Wyoming protocol"
+    )
+    wyoming.add_argument(
+        "--uri", default="tcp://127.0.0.1:10200", help="where to listen: tcp://HOST:PORT"
+    )
+    wyoming.add_argument(
+        "--url", help="a running voicestack service (default: the local runtime, in process)"
+    )
+    wyoming.add_argument(
+        "--voice",
+        nargs="+",
+        action="extend",
+        metavar="NAME",
+        help="offer only these voices (the first is the default; default: all)",
+    )
+    wyoming.set_defaults(func=cmd_wyoming)
 
     addon = sub.add_parser("addon", help="work with addon folders").add_subparsers(
         dest="addon_command", required=True
