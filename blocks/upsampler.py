@@ -67,8 +67,13 @@ class Upsampler(StreamableBlock):
         times the request's."""
         import torch
 
-        scaled = durations.float() / (self.config.speed * speed)
-        whole = torch.ceil(scaled) if self.config.rounding == "ceil" else torch.round(scaled)
+        rounded = torch.ceil if self.config.rounding == "ceil" else torch.round
+        whole = rounded(durations.float() / (self.config.speed * speed))
+        if speed != 1.0:
+            # A faster request keeps every phoneme the voice would say: one frame at least
+            # (rounded away, the short ones vanish and the words with them).
+            said = rounded(durations.float() / self.config.speed) > 0
+            whole = torch.where(said, torch.clamp(whole, min=1), whole)
         return torch.clamp(whole, min=0).long()
 
     def symbol_frames(self, features: Features) -> list[int]:

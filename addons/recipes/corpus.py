@@ -260,6 +260,10 @@ class PhonemeEvent:
     stress: str = ""
 
 
+#: espeak-ng's default speaking rate, and its parameter number (espeakRATE).
+DEFAULT_WPM, _PARAMETER_RATE = 175, 1
+
+
 class Espeak:
     """espeakng-loader's libespeak-ng, synthesising to memory with phoneme events.
 
@@ -300,8 +304,12 @@ class Espeak:
             i += 1
         return 0
 
-    def synth(self, text: str, voice: str = "en-us") -> tuple[np.ndarray, list[PhonemeEvent]]:
-        """Audio (float32 in [-1, 1], 22050 Hz) of `text` and its phoneme events."""
+    def synth(
+        self, text: str, voice: str = "en-us", words_per_minute: int = DEFAULT_WPM
+    ) -> tuple[np.ndarray, list[PhonemeEvent]]:
+        """Audio (float32 in [-1, 1], 22050 Hz) of `text` and its phoneme events, spoken at
+        `words_per_minute` (espeak-ng's rate; the corpus is made at its default)."""
+        self._lib.espeak_SetParameter(_PARAMETER_RATE, int(words_per_minute), 0)
         if voice != self._voice:
             if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
                 raise ValueError(f"espeak-ng has no voice {voice!r}")
