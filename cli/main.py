@@ -2,6 +2,7 @@
 
 voicestack voices [--json]
 voicestack synth --voice NAME --text "Hello there." -o hello.wav   (or .mp3 .opus .ogg .aac .flac)
+voicestack synth --voice NAME -i book.txt -o book.mp3 [--url http://127.0.0.1:8000] [--words w.json]
 voicestack demo
 voicestack wyoming [--uri tcp://127.0.0.1:10200] [--url http://127.0.0.1:8000] [--voice NAME...]
 voicestack addon inspect PATH
@@ -60,36 +61,75 @@ def _output_format(output: str, given: str | None) -> str:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from voicestack.addons.loader import load_addon
-    from voicestack.addons.search_path import find_voice
-    from voicestack.placement.config import load_placement
-    from voicestack.runtime.local import synthesize_stream
-    from voicestack.runtime.voice import build_voice
+    import os
+
+    from voicestack.cli.synth import Audio, Progress, Spoken, local_events, service_events
 
     fmt = _output_format(args.output, args.format)  # before any work: a bad name fails at once
-    text = args.text if args.text is not None else sys.stdin.read()
-    path = (
-        Path(args.voice)
-        if Path(args.voice, "addon.json").is_file()
-        else find_voice(args.voice).path
-    )
-    placement = load_placement(args.placement) if args.placement else None
-    voice = build_voice(load_addon(path), placement)
+    text = _text(args)
+    speaker = _speaker(args.speaker)
     t0 = time.perf_counter()
-    chunks_made = synthesize_stream(
-        voice, text, seed=args.seed, speaker=_speaker(args.speaker), speed=args.speed
-    )
-    first, chunks, samples = _write_stream(
-        Path(args.output), fmt, voice.sample_rate, (c.core[:, 0].numpy() for c in chunks_made), t0
-    )
+    if args.url:
+        key = os.environ.get("VOICESTACK_API_KEY")
+        rate, events = service_events(
+            args.url, args.voice, text, args.seed, speaker, args.speed, key
+        )
+    else:
+        voice = _local_voice(args)
+        rate, events = voice.sample_rate, local_events(voice, text, args.seed, speaker, args.speed)
+    progress = Progress(len(text), rate)
+    words: list[dict] = []
+
+    def audio():
+        for event in events:
+            if isinstance(event, Audio):
+                progress.audio(event.samples.shape[0])
+                yield event.samples
+            elif isinstance(event, Spoken):
+                progress.spoken(event.characters)
+            else:
+                words.append({k: v for k, v in event.items() if k != "type"})
+
+    complete = False
+    try:
+        first, chunks, samples = _write_stream(Path(args.output), fmt, rate, audio(), t0)
+        complete = True
+    finally:
+        progress.close(complete)
+    if args.words:
+        Path(args.words).write_text(json.dumps(words, indent=1, ensure_ascii=False) + "\n")
     total = time.perf_counter() - t0
-    seconds = samples / voice.sample_rate
+    seconds = samples / rate
     print(
         f"{args.output}: {seconds:.2f} s of audio in {chunks} chunks; first chunk after "
         f"{first * 1000:.0f} ms, all in {total * 1000:.0f} ms (real-time factor {total / seconds:.3f})",
         file=sys.stderr,
     )
     return 0
+
+
+def _text(args: argparse.Namespace) -> str:
+    """--text, else the --input file ('-': standard input), else standard input."""
+    if args.text is not None:
+        return args.text
+    if args.input and args.input != "-":
+        return Path(args.input).read_text(encoding="utf-8")
+    return sys.stdin.read()
+
+
+def _local_voice(args: argparse.Namespace):
+    from voicestack.addons.loader import load_addon
+    from voicestack.addons.search_path import find_voice
+    from voicestack.placement.config import load_placement
+    from voicestack.runtime.voice import build_voice
+
+    path = (
+        Path(args.voice)
+        if Path(args.voice, "addon.json").is_file()
+        else find_voice(args.voice).path
+    )
+    placement = load_placement(args.placement) if args.placement else None
+    return build_voice(load_addon(path), placement)
 
 
 def _write_stream(path: Path, fmt: str, rate: int, chunks, t0: float) -> tuple[float, int, int]:
@@ -295,7 +335,14 @@ def parser() -> argparse.ArgumentParser:
         "synth", help="synthesize text to an audio file, written as it is made (local runtime)"
     )
     synth.add_argument("--voice", required=True, help="a voice name, or an addon folder")
-    synth.add_argument("--text", help="the text (default: read standard input)")
+    synth.add_argument("--text", help="the text (default: --input, else standard input)")
+    synth.add_argument("-i", "--input", help="a UTF-8 text file to read ('-': standard input)")
+    synth.add_argument(
+        "--url",
+        help="send the text to a running service (http://127.0.0.1:8000) instead of loading "
+        "the voice here; its key, if it wants one, from VOICESTACK_API_KEY",
+    )
+    synth.add_argument("--words", help="also write each word's times to this JSON file")
     synth.add_argument(
         "-o",
         "--output",

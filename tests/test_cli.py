@@ -150,3 +150,46 @@ def test_inspect_prints_the_tree(voices_dir):
         "attention_decoder [attention_decoder]" in out
         and "streamable_block: AttentionDecoder" in out
     )
+
+
+LONG = " ".join(f"Page {n} begins here, and then it ends." for n in range(1, 7))
+
+
+def test_synth_reads_a_text_file_and_writes_its_words_with_no_bar_on_a_pipe(voices_dir, tmp_path):
+    (tmp_path / "book.txt").write_text(LONG, encoding="utf-8")
+    out, words = tmp_path / "book.wav", tmp_path / "words.json"
+    result = voicestack(
+        "synth",
+        "--voice",
+        "test-duration",
+        "-i",
+        str(tmp_path / "book.txt"),
+        "-o",
+        str(out),
+        "--words",
+        str(words),
+        env_addons=voices_dir,
+    )
+    # stderr is a pipe here: the one summary line, no progress bar
+    assert result.stderr.count("\n") == 1 and "real-time factor" in result.stderr
+    spoken = json.loads(words.read_text())
+    assert [w["word"] for w in spoken] == [w.strip(",.") for w in LONG.split()]
+    with wave.open(str(out)) as w:
+        assert spoken[-1]["end_s"] <= w.getnframes() / w.getframerate()
+
+
+def test_the_progress_bar_counts_characters_audio_and_real_time_factor_on_a_terminal():
+    from voicestack.cli.synth import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    progress = Progress(100, rate=1000, stream=screen)
+    progress.audio(2500)
+    progress.spoken(40)
+    progress.close(complete=True)
+    shown = screen.getvalue()
+    assert "100/100" in shown and "2.5 s audio" in shown and "RTF" in shown
+    assert Progress(100, rate=1000, stream=io.StringIO()).bar is None  # not a terminal
