@@ -11,7 +11,7 @@ and can go to another replica or come back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 
@@ -26,7 +26,14 @@ class Overloaded(Exception):
 class Admission:
     """A counting gate with a bounded, time-limited queue (first come, first served)."""
 
-    def __init__(self, max_active: int, max_waiting: int, max_wait_s: float, retry_after_s: int):
+    def __init__(
+        self,
+        max_active: int,
+        max_waiting: int,
+        max_wait_s: float,
+        retry_after_s: int,
+        changed: Callable[[int, int], None] | None = None,
+    ):
         self.max_active = max_active
         self.max_waiting = max_waiting
         self.max_wait_s = max_wait_s
@@ -34,6 +41,8 @@ class Admission:
         self._slots = asyncio.Semaphore(max_active)
         self.active = 0
         self.waiting = 0
+        #: Called with (active, waiting) whenever either changes (the metrics' gauges).
+        self._changed = changed or (lambda active, waiting: None)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -44,6 +53,7 @@ class Admission:
                 self.retry_after_s,
             )
         self.waiting += 1
+        self._changed(self.active, self.waiting)
         try:
             await asyncio.wait_for(self._slots.acquire(), self.max_wait_s)
         except TimeoutError:
@@ -54,9 +64,12 @@ class Admission:
             ) from None
         finally:
             self.waiting -= 1
+            self._changed(self.active, self.waiting)
         self.active += 1
+        self._changed(self.active, self.waiting)
         try:
             yield
         finally:
             self.active -= 1
             self._slots.release()
+            self._changed(self.active, self.waiting)

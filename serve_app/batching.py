@@ -17,7 +17,7 @@ import heapq
 import itertools
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,8 +45,12 @@ class Batcher:
         concurrent: int = 4,
         executor: Any = None,
         together: Callable[[Any, Any], bool] | None = None,
+        formed: Callable[[float, Sequence[float]], None] | None = None,
     ):
         self._run = run
+        #: Told of each batch as it is formed: (now, each item's arrival), on the loop's clock
+        #: (the metrics' queue wait and batch size; serve_app/metrics.py `batches`).
+        self._formed = formed
         #: Whether an item may join a batch led by another (None: any may). A batch is the
         #: earliest-deadline item and the next ones that may join it; the others wait for a
         #: batch of their own, in their order.
@@ -105,6 +109,8 @@ class Batcher:
                 self._slots.release()
                 continue
             self.sizes.append(len(batch))
+            if self._formed is not None:
+                self._formed(loop.time(), [e.arrived for e in batch])
             task = loop.create_task(self._dispatch(batch))
             self._running.add(task)
             task.add_done_callback(self._running.discard)

@@ -28,6 +28,7 @@ from typing import Any
 
 from voicestack.blocks.request import RequestOptions, VoiceRequest
 from voicestack.blocks.words import TextSpans
+from voicestack.serve_app import metrics
 from voicestack.serve_app.admission import Admission, Overloaded
 
 logger = logging.getLogger("voicestack.serve")
@@ -98,8 +99,13 @@ class Composer:
         self.frontend = REGISTRY.build(voice["frontend"], "frontend", env)
         streams = env.placement.for_block("Composer", voice=self.name).streams
         self.admission = Admission(
-            streams.max_active, streams.max_waiting, streams.max_wait_s, streams.retry_after_s
+            streams.max_active,
+            streams.max_waiting,
+            streams.max_wait_s,
+            streams.retry_after_s,
+            changed=metrics.streams(self.name),
         )
+        self.warming = False  # the warm-up's request is no client's: not in the metrics
         self.handles = {k: _handle(h) for k, h in handles.items()}
         first, *rest = voice["segments"]
         self.first = first
@@ -128,6 +134,7 @@ class Composer:
         handles' first calls (about 1.5 s here), and the voice is only marked running once its
         blocks really answer."""
         t0 = time.perf_counter()
+        self.warming = True
         try:
             async for message in self.synthesize(WARM_UP_TEXT):
                 if message["type"] == "error":
@@ -135,6 +142,8 @@ class Composer:
         except ValueError as e:  # a voice whose front end cannot read the warm-up text
             logger.warning("voice %s: warm-up skipped: %s", self.name, e)
             return
+        finally:
+            self.warming = False
         logger.info("voice %s warmed up in %.2f s", self.name, time.perf_counter() - t0)
 
     def describe(self) -> dict[str, Any]:
@@ -168,17 +177,34 @@ class Composer:
         from voicestack.blocks.errors import RequestError
         from voicestack.blocks.request import for_voice
 
+        recorded = metrics.Stream(self.name, self.voice["sample_rate"], record=not self.warming)
         try:
             request = for_voice(options or RequestOptions(), self.name, self.reads, self.speakers)
         except RequestError as e:
+            recorded.error(e.status)
             yield _error(e.status, str(e))
             return
         try:
             async with self.admission.slot():
+                recorded.admit()
                 async for message in self._synthesize(text, with_mel, request):
+                    kind = message["type"]
+                    if kind == "audio":
+                        recorded.audio(message["samples"].shape[0])
+                    elif kind == "end":
+                        recorded.done()
+                    elif kind == "error":
+                        recorded.error(message["status"])
                     yield message
         except Overloaded as e:
+            recorded.shed()
             yield {**_error(503, f"voice {self.name!r} is {e}"), "retry_after_s": e.retry_after_s}
+        except (asyncio.CancelledError, GeneratorExit):  # the client went away
+            recorded.gone()
+            raise
+        except BaseException:
+            recorded.error(500)
+            raise
 
     async def complete(self, text: str) -> int:
         """How much of `text` (characters from its start) is whole sentences, as this voice's

@@ -124,6 +124,7 @@ class ChunkServer(_LeafServer):
         from concurrent.futures import ThreadPoolExecutor
 
         from voicestack.placement.config import Placement
+        from voicestack.serve_app import metrics
         from voicestack.serve_app.batching import Batcher, apply_items, batch_together
 
         super().__init__(leaves)
@@ -147,6 +148,7 @@ class ChunkServer(_LeafServer):
             concurrent=self.threads,
             executor=self._pool,
             together=batch_together,
+            formed=metrics.batches(metrics.deployment_name(block.type_name)),
         )
 
     async def apply(

@@ -90,22 +90,33 @@ def apply_config(config: dict[str, Any], timeout_s: float = DEPLOY_TIMEOUT_S) ->
 
 
 @contextmanager
-def running_service(voices: list[str], placement: dict) -> Iterator[dict[str, Any]]:
-    """A local Ray (2 CPUs), Serve on a free port, the config for `voices` applied, and an
-    HTTP client for it; all shut down afterwards."""
+def running_service(
+    voices: list[str], placement: dict, metrics_port: int | None = None, num_cpus: int = 2
+) -> Iterator[dict[str, Any]]:
+    """A local Ray (`num_cpus` logical CPUs), Serve on a free port, the config for `voices`
+    applied, and an HTTP client for it; all shut down afterwards. `metrics_port`: where Ray
+    exports its Prometheus metrics (the yielded "metrics_port"; None: a port Ray picks, not
+    told)."""
     import httpx
     import ray
     from ray import serve
     from voicestack.serve_app.serve_config import serve_config
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    exported = {} if metrics_port is None else {"_metrics_export_port": metrics_port}
+    ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        **exported,
+    )
     try:
         port = free_port()
         start_serve(port)
         config = serve_config(voices, placement, port=port)
         apply_config(config)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-            yield {"client": client, "config": config, "port": port}
+            yield {"client": client, "config": config, "port": port, "metrics_port": metrics_port}
         serve.shutdown()
     finally:
         ray.shutdown()

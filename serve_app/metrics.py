@@ -1,0 +1,185 @@
+"""The service's Prometheus metrics, through Ray's own metrics export.
+
+Every metric is defined here, once; the serving code calls the small functions and recorders
+below. Ray exports them in Prometheus format on each node's metrics export port (`ray start
+--metrics-export-port=8080`, or `ray.init(_metrics_export_port=...)`), every few seconds
+(`RAY_metrics_report_interval_ms`), each name prefixed `ray_` and each counter suffixed
+`_total`. Serve adds the `deployment`, `replica` and `application` tags itself.
+
+Recording is cheap: a handful of calls per chunk, none per sample. The metric objects are made
+in the process that first records, so that inside a replica they carry Serve's tags; outside
+Ray (unit tests) recording still works and goes nowhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from functools import cache
+from types import SimpleNamespace
+
+PREFIX = "voicestack_"
+
+#: Time to first audio: from the request reaching the voice to its first audio chunk, any wait
+#: for a stream slot included. 25 ms (a warm, idle GPU) to 10 s (a badly overloaded replica).
+TTFA_BUCKETS_S = [0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10]
+#: Between two audio chunks of a stream: a chunk holds ~0.2 s to ~1 s of audio, so a gap over
+#: that is a stream at risk of running dry.
+CHUNK_GAP_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2, 5]
+#: Wall seconds per audio second of a finished stream: above 1 a listener waits.
+RTF_BUCKETS = [0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5]
+#: A chunk's wait in a block replica's queue before its network call (batching waits a few ms).
+QUEUE_WAIT_BUCKETS_S = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2]
+#: Chunks in one network call.
+BATCH_SIZE_BUCKETS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
+
+#: What `requests` counts by `status`: the HTTP status the request was answered with, and 499
+#: for a client that went away before its stream ended.
+CLIENT_GONE = 499
+
+
+@cache
+def _metrics() -> SimpleNamespace:
+    from ray.serve.metrics import Counter, Gauge, Histogram
+
+    voice = ("voice",)
+    block = ("block",)
+    return SimpleNamespace(
+        ttfa=Histogram(
+            PREFIX + "ttfa_seconds",
+            "Time to first audio: from a request reaching the voice (slot wait included) to its "
+            "first audio chunk.",
+            TTFA_BUCKETS_S,
+            voice,
+        ),
+        chunk_gap=Histogram(
+            PREFIX + "chunk_gap_seconds",
+            "Time between consecutive audio chunks of a stream.",
+            CHUNK_GAP_BUCKETS_S,
+            voice,
+        ),
+        rtf=Histogram(
+            PREFIX + "stream_rtf",
+            "Real-time factor of finished streams: wall seconds (from admission to end) per "
+            "second of audio.",
+            RTF_BUCKETS,
+            voice,
+        ),
+        audio=Counter(PREFIX + "audio_seconds", "Seconds of audio made.", voice),
+        requests=Counter(
+            PREFIX + "requests",
+            "Requests a voice answered, by status (200, 400, 503 shed, 499 client gone, 500).",
+            (*voice, "status"),
+        ),
+        playing=Gauge(PREFIX + "streams_playing", "Streams a composer is playing.", voice),
+        waiting=Gauge(PREFIX + "streams_waiting", "Streams waiting for a slot.", voice),
+        shed=Counter(
+            PREFIX + "streams_shed", "Requests refused at capacity (503, Retry-After).", voice
+        ),
+        queue_wait=Histogram(
+            PREFIX + "block_queue_wait_seconds",
+            "A chunk's wait in a block replica's queue before its network call.",
+            QUEUE_WAIT_BUCKETS_S,
+            block,
+        ),
+        batch_size=Histogram(
+            PREFIX + "block_batch_size", "Chunks per network call.", BATCH_SIZE_BUCKETS, block
+        ),
+    )
+
+
+class Stream:
+    """One request's metrics, as the composer streams it: `audio()` per audio chunk, then one
+    of `done()`, `error(status)` or `gone()`."""
+
+    __slots__ = ("tags", "rate", "arrived", "admitted", "last", "audio_s", "over")
+
+    def __init__(self, voice: str, sample_rate: int, record: bool = True):
+        """`record`: False for a request that is no client's (a composer's warm-up)."""
+        self.tags = {"voice": voice}
+        self.rate = sample_rate
+        self.arrived = time.perf_counter()
+        self.admitted = self.arrived
+        self.last: float | None = None
+        self.audio_s = 0.0
+        self.over = not record  # nothing to record: as if it had ended
+
+    def admit(self) -> None:
+        """The stream got its slot."""
+        self.admitted = time.perf_counter()
+
+    def audio(self, samples: int) -> None:
+        if self.over:
+            return
+        now = time.perf_counter()
+        m = _metrics()
+        if self.last is None:
+            m.ttfa.observe(now - self.arrived, self.tags)
+        else:
+            m.chunk_gap.observe(now - self.last, self.tags)
+        self.last = now
+        seconds = samples / self.rate
+        self.audio_s += seconds
+        m.audio.inc(seconds, self.tags)
+
+    def done(self) -> None:
+        if self.audio_s > 0 and not self.over:
+            wall = time.perf_counter() - self.admitted
+            _metrics().rtf.observe(wall / self.audio_s, self.tags)
+        self._end(200)
+
+    def error(self, status: int) -> None:
+        self._end(status)
+
+    def shed(self) -> None:
+        if not self.over:
+            _metrics().shed.inc(1, self.tags)
+        self._end(503)
+
+    def gone(self) -> None:
+        """The client went away (the stream was cancelled) before its end."""
+        self._end(CLIENT_GONE)
+
+    def _end(self, status: int) -> None:
+        if self.over:  # one outcome per request
+            return
+        self.over = True
+        _metrics().requests.inc(1, {**self.tags, "status": str(status)})
+
+
+def streams(voice: str) -> Callable[[int, int], None]:
+    """What an Admission calls with (playing, waiting) whenever either changes."""
+    tags = {"voice": voice}
+
+    def changed(active: int, waiting: int) -> None:
+        m = _metrics()
+        m.playing.set(active, tags)
+        m.waiting.set(waiting, tags)
+
+    return changed
+
+
+def batches(block: str) -> Callable[[float, Sequence[float]], None]:
+    """What a Batcher calls with (now, each item's enqueue time) for each batch it forms, on
+    its event loop's clock."""
+    tags = {"block": block}
+
+    def formed(now: float, arrived: Sequence[float]) -> None:
+        m = _metrics()
+        m.batch_size.observe(len(arrived), tags)
+        for t in arrived:
+            m.queue_wait.observe(now - t, tags)
+
+    return formed
+
+
+def deployment_name(default: str) -> str:
+    """This replica's deployment name (a block's deployment/leaf key), or `default` outside
+    Serve."""
+    from ray import serve
+    from ray.serve.exceptions import RayServeException
+
+    try:
+        return serve.get_replica_context().deployment
+    except RayServeException:  # not in a replica
+        return default

@@ -1,0 +1,117 @@
+"""The service's Prometheus metrics (serve_app/metrics.py), as an operator scrapes them: from
+Ray's metrics export port, after a few good requests and a bad one."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import httpx
+import pytest
+
+from .ray_service import free_port, running_service
+
+pytestmark = pytest.mark.ray
+
+VOICE = "test-duration"
+PLACEMENT = {
+    "default": {"num_cpus": 0.1},
+    "blocks": {"Decoder": {"batching": {"max_batch_size": 8, "wait_ms": 5}}},
+}
+GOOD = ["Hello there.", "The quick brown fox jumps over the lazy dog.", "Seven apples. Why not?"]
+#: Ray's processes export their metrics every 10 s by default; every second here.
+REPORT_INTERVAL = {"RAY_metrics_report_interval_ms": "1000"}
+SCRAPE_TIMEOUT_S = 60
+
+_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def scrape(port: int) -> list[tuple[str, dict[str, str], float]]:
+    """(name, labels, value) of each sample Ray exports on `port`."""
+    body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    samples = []
+    for line in body.splitlines():
+        if (m := _LINE.match(line)) is not None:
+            samples.append((m[1], dict(_LABEL.findall(m[2] or "")), float(m[3])))
+    return samples
+
+
+def value(samples, name: str, **labels: str) -> float | None:
+    """The sum of `name`'s samples that carry `labels` (None: there is none)."""
+    found = [v for n, tags, v in samples if n == name and labels.items() <= tags.items()]
+    return sum(found) if found else None
+
+
+@pytest.fixture(scope="module")
+def service(voices_dir):
+    saved = {k: os.environ.get(k) for k in REPORT_INTERVAL}
+    os.environ.update(REPORT_INTERVAL)  # inherited by the Ray processes ray.init starts
+    try:
+        with running_service(
+            [str(voices_dir / VOICE)], PLACEMENT, metrics_port=free_port()
+        ) as running:
+            yield running
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def test_an_operator_scrapes_latency_outcomes_audio_and_batching(service):
+    client = service["client"]
+    for text in GOOD:
+        response = client.post("/v1/synthesize", json={"voice": VOICE, "text": text})
+        assert response.status_code == 200, response.text
+    bad = client.post("/v1/synthesize", json={"voice": VOICE, "text": "..."})
+    assert bad.status_code == 400, bad.text
+
+    def ready(samples) -> bool:
+        return (
+            value(samples, "ray_voicestack_requests_total", voice=VOICE, status="200") == len(GOOD)
+            and value(samples, "ray_voicestack_requests_total", voice=VOICE, status="400") == 1
+            and value(samples, "ray_voicestack_ttfa_seconds_count", voice=VOICE) == len(GOOD)
+            and value(samples, "ray_voicestack_block_batch_size_count", block="Decoder") is not None
+        )
+
+    deadline = time.monotonic() + SCRAPE_TIMEOUT_S
+    samples = []
+    while time.monotonic() < deadline:
+        try:
+            samples = scrape(service["metrics_port"])
+        except httpx.HTTPError:  # the agent's exporter not up yet
+            samples = []
+        if ready(samples):
+            break
+        time.sleep(1)
+    ours = sorted({n for n, _, _ in samples if n.startswith("ray_voicestack_")})
+    assert ready(samples), f"voicestack metrics after {SCRAPE_TIMEOUT_S}s: {ours}"
+
+    # Every good stream: its first audio within the histogram's range, and one RTF.
+    ttfa_sum = value(samples, "ray_voicestack_ttfa_seconds_sum", voice=VOICE)
+    assert 0 < ttfa_sum < 10 * len(GOOD)
+    assert value(samples, "ray_voicestack_stream_rtf_count", voice=VOICE) == len(GOOD)
+    assert value(samples, "ray_voicestack_ttfa_seconds_bucket", voice=VOICE, le="+Inf") == len(GOOD)
+    # The texts make a few seconds of audio between them; later chunks came with a gap.
+    audio_s = value(samples, "ray_voicestack_audio_seconds_total", voice=VOICE)
+    assert 0.5 < audio_s < 60
+    assert value(samples, "ray_voicestack_chunk_gap_seconds_count", voice=VOICE) is not None
+    # Nothing was shed, and nothing plays any more.
+    assert value(samples, "ray_voicestack_streams_shed_total", voice=VOICE) in (None, 0)
+    assert value(samples, "ray_voicestack_streams_playing", voice=VOICE) in (None, 0)
+    # The Decoder's batches, and each chunk's wait before its batch: as many waits as chunks.
+    # (Ray exports a histogram's _sum estimated from its buckets' midpoints, so the chunks are
+    # counted by the waits, not by the batch sizes' sum.)
+    batches = value(samples, "ray_voicestack_block_batch_size_count", block="Decoder")
+    chunks = value(samples, "ray_voicestack_block_queue_wait_seconds_count", block="Decoder")
+    assert 1 <= batches <= chunks
+    assert value(samples, "ray_voicestack_block_batch_size_bucket", block="Decoder", le="64.0") == (
+        batches
+    )
+    waited = value(
+        samples, "ray_voicestack_block_queue_wait_seconds_bucket", block="Decoder", le="2.0"
+    )
+    assert waited == chunks  # none waited 2 s
