@@ -261,6 +261,9 @@ class Frontend(TextFrontend):
         return self._features(sentence, ids, spoken_words, unknown, has_phoneme)
 
     def _read_alone(self, word: str) -> list[int]:
+        # A lone surrogate (JSON's "\ud800") cannot be given to espeak-ng (not UTF-8): a space,
+        # as `__call__` reads it.
+        word = "".join(" " if 0xD800 <= ord(c) <= 0xDFFF else c for c in word)
         return [
             sum(symbol in self._ids for symbol in spoken)
             for spoken in self._g2p.words(word)

@@ -232,13 +232,13 @@ def timed_words(
         start_s = round(offset_s + a * seconds_per_frame, 4)
         end_s = round(offset_s + b * seconds_per_frame, 4)
         if out and span is not None and out[-1]["text_start"] == span[0]:
-            out[-1]["read_as"] += " " + word.text
+            out[-1]["read_as"] += " " + _encodable(word.text)
             out[-1]["end_s"] = max(out[-1]["end_s"], end_s)
             continue
         out.append(
             {
-                "word": text[span[0] : span[1]] if span is not None else word.text,
-                "read_as": word.text,
+                "word": _encodable(text[span[0] : span[1]] if span is not None else word.text),
+                "read_as": _encodable(word.text),
                 "start_s": start_s,
                 "end_s": end_s,
                 "text_start": span[0] if span is not None else None,
@@ -246,3 +246,9 @@ def timed_words(
             }
         )
     return out
+
+
+def _encodable(text: str) -> str:
+    """`text` with each lone surrogate (JSON's "\\ud800", not UTF-8) as U+FFFD, one character
+    for one, so that a word can be sent (msgpack, JSON) and its span stays its span."""
+    return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)

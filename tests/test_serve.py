@@ -147,8 +147,12 @@ def test_a_msgpack_stream_carries_each_chunk_once_in_order_with_its_mel(service)
     )
     assert response.status_code == 200
     messages = decode_msgpack_stream(response.content)
-    *chunks, end = messages
+    *streamed, end = messages
     assert end["type"] == "end" and end["sentences"] == 2
+    # Each sentence's words come first (tests/test_word_timestamps.py says what they hold).
+    words = [m["word"] for m in streamed if m["type"] == "word"]
+    assert words == ["Hello", "there", "How", "are", "you"]
+    chunks = [m for m in streamed if m["type"] != "word"]
     # Each chunk: its mel frames, then the audio the vocoder made of them (256 samples a frame).
     assert [m["type"] for m in chunks] == ["mel", "audio"] * (len(chunks) // 2)
     mels, audio = chunks[0::2], chunks[1::2]
