@@ -7,10 +7,13 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: install serve test lint clean deploy-configs voices quality
 
+# The page test (tests/test_page.py) drives Debian's Chromium with Playwright (never its own
+# browser download): installed with apt-get where it is missing and apt-get is there.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[test]"
+	test -x /usr/bin/chromium || { command -v apt-get >/dev/null && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || true; }
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

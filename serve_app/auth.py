@@ -3,7 +3,9 @@
 Keys come from `VOICESTACK_API_KEYS` (comma-separated) and/or the file named by
 `VOICESTACK_API_KEYS_FILE` (one key a line, `#` comments), read when the ingress replica
 starts. With no key configured the service is open, as on a laptop. `/healthz` is always open,
-so that load balancers and Kubernetes probes need no secret.
+so that load balancers and Kubernetes probes need no secret; so is `/`, the page that plays the
+voices (serve_app/page.html): it holds nothing secret, and its own API calls send the key typed
+into it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 #: Paths answered without a key.
-OPEN_PATHS = frozenset({"/healthz"})
+OPEN_PATHS = frozenset({"/healthz", "/"})
 
 
 def load_api_keys(environ: dict[str, str] | None = None) -> frozenset[str]:

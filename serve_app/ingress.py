@@ -1,5 +1,6 @@
 """The HTTP API: list voices, stream synthesis, health.
 
+GET  /                        a page that plays every voice in a browser (serve_app/page.html)
 GET  /healthz                 {status: ok|degraded, voices, starting, failed: {voice: why}}
 GET  /v1/voices               each voice: name, architecture, language, sample rate, stack, placement
 POST /v1/synthesize           {voice, text, format (wav, pcm, msgpack, mp3, ...), sample_rate?, seed?,
@@ -18,11 +19,12 @@ request all the way down: the composer cancels its source's stream and the calls
 import asyncio
 import logging
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Request, WebSocket, WebSocketException
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -41,6 +43,17 @@ VOICES_TTL_S = 2.0
 
 #: Keys read once, when the ingress replica imports this module (serve_app/auth.py).
 API_KEYS = load_api_keys()
+
+
+#: The page served at `/`, read once: self-contained (inline script and style), it calls only
+#: this service's API, and sends a key only if one is typed into it.
+PAGE_HTML = Path(__file__).with_name("page.html").read_text(encoding="utf-8")
+#: What the page may load: nothing from anywhere else (its audio is made in the page).
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
 
 
 #: The largest request body read, in bytes: a text of 100,000 characters and its JSON fit.
@@ -282,6 +295,13 @@ class Ingress:
         if voice not in self._described:
             self._described[voice] = await handle.describe.remote()
         return self._described[voice]
+
+    @api.get("/", include_in_schema=False)
+    async def page(self) -> HTMLResponse:
+        return HTMLResponse(
+            PAGE_HTML,
+            headers={"Cache-Control": "no-cache", "Content-Security-Policy": PAGE_POLICY},
+        )
 
     @api.get("/healthz")
     async def healthz(self) -> dict[str, Any]:
