@@ -244,3 +244,27 @@ def test_a_bad_first_message_is_an_error_message_and_a_policy_close(service, con
     assert audio == b"" and code == 1008
     assert messages[-1]["type"] == "error" and messages[-1]["status"] in (400, 404)
     assert all(w in messages[-1]["message"] for w in words), messages[-1]
+
+
+def test_the_cli_sends_long_text_to_the_running_service(service, tmp_path):
+    import wave
+
+    from voicestack.cli.main import main
+
+    (tmp_path / "text.txt").write_text(PARAGRAPH, encoding="utf-8")
+    url = f"http://127.0.0.1:{service['port']}"
+    argv = ["synth", "--voice", "joe", "--url", url, "-i", str(tmp_path / "text.txt")]
+    out = tmp_path / "out.wav"
+    assert main([*argv, "--seed", "6", "-o", str(out), "--words", str(tmp_path / "w.json")]) == 0
+    with wave.open(str(out)) as w:
+        got = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64)
+    whole = service["client"].post(
+        "/v1/synthesize", json={"voice": "joe", "text": PARAGRAPH, "format": "pcm", "seed": 6}
+    )
+    expected = np.frombuffer(whole.content, "<i2").astype(np.float64)
+    assert got.shape == expected.shape and snr_db(expected, got) >= 40
+    import json
+
+    words = json.loads((tmp_path / "w.json").read_text())
+    assert len(words) == len(PARAGRAPH.split())
+    assert main([*argv, "--voice", "nobody", "-o", str(tmp_path / "x.wav")]) == 2
