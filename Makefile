@@ -19,11 +19,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Ray Serve on an embedded local Ray, with every installed voice (deploy/local.yaml). Serve's
-# HTTP proxy gets 120 s (not 5) to answer its first health check: on a busy laptop a slower
-# start is waited for instead of killed and restarted.
+# Ray Serve on an embedded local Ray, with every installed voice (deploy/local.yaml), its
+# Prometheus metrics on port 9100 (serve_app/launch.py: `serve run` cannot fix that port).
+# Serve's HTTP proxy gets 120 s (not 5) to answer its first health check: on a busy laptop a
+# slower start is waited for instead of killed and restarted.
 serve: $(STAMP)
-	RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S=120 $(VENV)/bin/serve run deploy/local.yaml
+	$(VENV)/bin/voicestack serve deploy/local.yaml --metrics-port 9100
 
 # The Serve configs in deploy/ are generated from the placements in deploy/placements/.
 deploy-configs: $(STAMP)

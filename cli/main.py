@@ -3,6 +3,7 @@
 voicestack voices [--json]
 voicestack synth --voice NAME --text "Hello there." -o hello.wav   (or .mp3 .opus .ogg .aac .flac)
 voicestack synth --voice NAME -i book.txt -o book.mp3 [--url http://127.0.0.1:8000] [--words w.json]
+voicestack serve deploy/local.yaml [--metrics-port 9100]
 voicestack demo
 voicestack wyoming [--uri tcp://127.0.0.1:10200] [--url http://127.0.0.1:8000] [--voice NAME...]
 voicestack addon inspect PATH
@@ -163,6 +164,15 @@ def _write_stream(path: Path, fmt: str, rate: int, chunks, t0: float) -> tuple[f
 def _speaker(given: str | None) -> str | int | None:
     """A speaker's name, or its id when the argument is a number."""
     return int(given) if given is not None and given.isdigit() else given
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import yaml
+    from voicestack.serve_app.launch import serve_forever
+
+    config = yaml.safe_load(Path(args.config).read_text())
+    serve_forever(config, args.metrics_port or None)
+    return 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -364,6 +374,18 @@ def parser() -> argparse.ArgumentParser:
         "--speed", type=float, default=1.0, help="> 1 speaks faster (0.25 to 4; duration voices)"
     )
     synth.set_defaults(func=cmd_synth)
+
+    serve = sub.add_parser(
+        "serve", help="serve a Serve config (deploy/local.yaml) on an embedded local Ray"
+    )
+    serve.add_argument("config", help="a Serve config file, as `voicestack deploy build` writes")
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9100,
+        help="where Ray exports the Prometheus metrics (0: a port Ray picks)",
+    )
+    serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="stream a text through every voice (local runtime)")
     demo.add_argument("--text", default=DEMO_TEXT)

@@ -5,88 +5,24 @@ from __future__ import annotations
 
 import io
 import socket
-import time
 import wave
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+from voicestack.serve_app.launch import (  # noqa: F401  (the tests' names for them)
+    DEPLOY_TIMEOUT_S,
+    PROXY_READY_CHECK_TIMEOUT_S,
+    apply_config,
+    start_serve,
+)
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-#: Serve's controller gives a new HTTP proxy 5 s (RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S) to
-#: answer its first readiness check, counted from when the proxy's process is asked for, not from
-#: when it runs; three misses in a row and it kills the proxy and starts another, and the
-#: `serve.start` waiting on the first one fails with ActorDiedError. A proxy is a fresh Python
-#: process that imports Ray Serve and starts uvicorn: 1 to 2 s on an idle 2-core machine, 12 to
-#: 18 s beside two CPU-bound processes (measured), and more the busier the machine. Two minutes: a
-#: proxy that is merely slow is waited for; one that fails still fails the fixture, loudly.
-PROXY_READY_CHECK_TIMEOUT_S = 120
-SERVE_CONTROLLER_ENV = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": str(PROXY_READY_CHECK_TIMEOUT_S)}
-
-
-def start_serve(port: int, timeout_s: float = 2 * PROXY_READY_CHECK_TIMEOUT_S) -> None:
-    """Serve with its HTTP proxy on 127.0.0.1:`port`, waiting (up to `timeout_s`) until the
-    proxy is healthy however busy the machine is."""
-    from ray import serve
-
-    deadline = time.monotonic() + timeout_s
-    http = {"host": "127.0.0.1", "port": port}
-    try:
-        serve.start(
-            http_options=http,
-            controller_options={"runtime_env": {"env_vars": SERVE_CONTROLLER_ENV}},
-        )
-    except TimeoutError:
-        # `serve.start` itself waits for the proxy a fixed 60 s (no setting); the controller
-        # keeps the proxy starting, so connect to that controller and go on waiting here.
-        serve.start(http_options=http)
-    while True:
-        proxies = serve.status().proxies
-        if proxies and all(s == "HEALTHY" for s in proxies.values()):
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"Serve's HTTP proxy not healthy after {timeout_s}s: {proxies}")
-        time.sleep(0.5)
-
-
-#: Deploying the two test voices starts ten replicas, each a process that imports torch, and
-#: builds each app in a task that imports it too: 36 s on an idle 2-core machine, 216 s beside
-#: two CPU-bound processes (measured). A failed deployment is reported at once (DEPLOY_FAILED);
-#: this bound only ends a deployment that hangs.
-DEPLOY_TIMEOUT_S = 600
-
-
-def apply_config(config: dict[str, Any], timeout_s: float = DEPLOY_TIMEOUT_S) -> None:
-    """Apply a whole Serve config, as `serve deploy` does, and wait until every app runs."""
-    from ray import serve
-    from ray.serve.context import _get_global_client
-    from ray.serve.schema import ServeDeploySchema
-
-    _get_global_client().deploy_apps(ServeDeploySchema.model_validate(config))
-    names = {app["name"] for app in config["applications"]}
-    deadline = time.monotonic() + timeout_s
-    while True:
-        apps = serve.status().applications
-        states = {n: apps[n].status if n in apps else "MISSING" for n in names}
-        if all(s == "RUNNING" for s in states.values()):
-            return
-        failed = {
-            n: apps[n].message for n in names if n in apps and apps[n].status == "DEPLOY_FAILED"
-        }
-        if failed:
-            raise RuntimeError(
-                "deploy failed:\n" + "\n".join(f"{n}: {m}" for n, m in failed.items())
-            )
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"apps not running after {timeout_s}s: {states}")
-        time.sleep(0.5)
 
 
 @contextmanager
