@@ -18,7 +18,7 @@ from voicestack.blocks.errors import Problem, StackError
 from voicestack.blocks.sequence import Features
 from voicestack.blocks.streamable import StreamableBlock
 
-PREV_FRAME, FRAME, STOP, MASK = "prev_frame", "frame", "stop", "mask"
+PREV_FRAME, FRAME, STOP, MASK, WEIGHTS = "prev_frame", "frame", "stop", "mask", "weights"
 
 
 class AttentionDecoder(StreamableBlock):
@@ -75,7 +75,8 @@ class AttentionDecoder(StreamableBlock):
         return (self.config.memory,)
 
     def frames(self, memory) -> Iterator:
-        """Every frame the decoder makes for `memory`, one at a time (the autoregressive loop)."""
+        """Every frame the decoder makes for `memory`, one at a time (the autoregressive loop):
+        (frame, last, the symbol it attended to most, or None without attention `weights`)."""
         import torch
 
         cfg = self.config
@@ -85,7 +86,8 @@ class AttentionDecoder(StreamableBlock):
             out = self.network.run({**state, cfg.memory: memory})
             frame = out[FRAME]
             stop = torch.sigmoid(out[STOP].reshape(())).item() > cfg.stop_threshold
-            yield frame, stop or step == cap - 1
+            attended = int(out[WEIGHTS].argmax()) if WEIGHTS in out else None
+            yield frame, stop or step == cap - 1, attended
             if stop:
                 return
             state = {n: out[n] for n in self._state}
@@ -95,16 +97,25 @@ class AttentionDecoder(StreamableBlock):
         import torch
 
         pending: list = []
+        attended: list = []  # the symbol each pending frame attended to (word timestamps)
         start = 0
-        for frame, last in self.frames(features[self.config.memory]):
+        n = self.config.chunk_frames
+        for frame, last, symbol in self.frames(features[self.config.memory]):
             pending.append(frame)
+            attended.append(symbol)
             # Hold one frame back, so that when the stop token comes the last chunk is not empty.
-            if len(pending) > self.config.chunk_frames and not last:
-                out, pending = (
-                    pending[: self.config.chunk_frames],
-                    pending[self.config.chunk_frames :],
-                )
-                yield Chunk(torch.stack(out), start=start)
+            if len(pending) > n and not last:
+                out, pending = pending[:n], pending[n:]
+                marks, attended = _marks(attended[:n]), attended[n:]
+                yield Chunk(torch.stack(out), start=start, marks=marks)
                 start += len(out)
             if last:
-                yield Chunk(torch.stack(pending), start=start, is_last=True)
+                yield Chunk(torch.stack(pending), start=start, is_last=True, marks=_marks(attended))
+
+    @property
+    def reports_alignment(self) -> bool:
+        return WEIGHTS in {t.name for t in self.network.spec.outputs}
+
+
+def _marks(attended: list) -> tuple[int, ...] | None:
+    return None if any(a is None for a in attended) else tuple(attended)

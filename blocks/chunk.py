@@ -28,6 +28,10 @@ class Chunk:
     left: int = 0
     right: int = 0
     is_last: bool = False
+    marks: tuple[int, ...] | None = None
+    """The symbol each core frame was made from, where the source learns it only as it
+    streams (an attention decoder's alignment): word timestamps are read from it. Blocks after
+    the source pass it on unchanged, per input frame of their core."""
 
     def __post_init__(self) -> None:
         if self.frames.dim() != 2:
@@ -68,13 +72,16 @@ class Chunk:
             self.left,
             self.right,
             self.is_last,
+            self.marks,
         )
 
 
-def _rebuild(frames, start: int, left: int, right: int, is_last: bool) -> Chunk:
+def _rebuild(
+    frames, start: int, left: int, right: int, is_last: bool, marks: tuple | None = None
+) -> Chunk:
     # Ray hands back read-only arrays backed by its object store; torch needs a writable one.
     tensor = torch.from_numpy(frames if frames.flags.writeable else frames.copy())
-    return Chunk(tensor, start, left, right, is_last)
+    return Chunk(tensor, start, left, right, is_last, marks)
 
 
 def with_context(chunks: Iterable[Chunk], left: int, right: int) -> Iterator[Chunk]:
@@ -101,6 +108,7 @@ def with_context(chunks: Iterable[Chunk], left: int, right: int) -> Iterator[Chu
             left=chunk.start - lo,
             right=hi - chunk.end,
             is_last=chunk.is_last,
+            marks=chunk.marks,
         )
 
     for chunk in chunks:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import ClassVar
 
 from voicestack.blocks.base import Block
@@ -45,6 +46,12 @@ class StreamableBlock(Block):
     def times_symbols(self) -> bool:
         """Whether `symbol_frames` answers (the block overrides it)."""
         return type(self).symbol_frames is not StreamableBlock.symbol_frames
+
+    @property
+    def reports_alignment(self) -> bool:
+        """Whether its chunks carry `marks`, the symbol each frame was made from (a source that
+        learns its alignment as it streams, an attention decoder)."""
+        return False
 
     def check(self, available: set[str], upstream: str | None) -> tuple[str, list[Problem]]:
         """Check this block against what comes before it; return the kind of stream it yields."""
@@ -138,7 +145,12 @@ class ChunkwiseBlock(StreamableBlock):
         """The output of a widened chunk, with the taken frames marked as context again."""
         s = self.scale
         return Chunk(
-            out.frames, start=chunk.start * s, left=kl * s, right=kr * s, is_last=out.is_last
+            out.frames,
+            start=chunk.start * s,
+            left=kl * s,
+            right=kr * s,
+            is_last=out.is_last,
+            marks=chunk.marks,
         )
 
     @abstractmethod
@@ -152,4 +164,4 @@ class ChunkwiseBlock(StreamableBlock):
             raise ValueError(f"{self.path or type(self).__name__}: needs an upstream stream")
         left, right = self.context
         for chunk in with_context(upstream, left, right):
-            yield self.process(chunk)
+            yield replace(self.process(chunk), marks=chunk.marks)

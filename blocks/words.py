@@ -224,28 +224,111 @@ def timed_words(
     is there once. `words`: the front end's `words` feature; `spans(number)`: the text span of
     the sentence's written word `number` (TextSpans.span), None if unknown."""
     parsed = [Word(*w) for w in words]
-    out: list[dict] = []
-    for number, (word, (a, b)) in enumerate(
-        zip(parsed, word_frames(parsed, symbol_frames), strict=True)
-    ):
-        span = spans(number)
-        start_s = round(offset_s + a * seconds_per_frame, 4)
-        end_s = round(offset_s + b * seconds_per_frame, 4)
-        if out and span is not None and out[-1]["text_start"] == span[0]:
-            out[-1]["read_as"] += " " + _encodable(word.text)
-            out[-1]["end_s"] = max(out[-1]["end_s"], end_s)
-            continue
-        out.append(
-            {
-                "word": _encodable(text[span[0] : span[1]] if span is not None else word.text),
-                "read_as": _encodable(word.text),
-                "start_s": start_s,
-                "end_s": end_s,
-                "text_start": span[0] if span is not None else None,
-                "text_end": span[1] if span is not None else None,
-            }
+    frames = word_frames(parsed, symbol_frames)
+    return [
+        _message(
+            parsed,
+            unit,
+            spans(unit[0]),
+            text,
+            offset_s + frames[unit[0]][0] * seconds_per_frame,
+            offset_s + max(frames[n][1] for n in unit) * seconds_per_frame,
         )
-    return out
+        for unit in _units(len(parsed), spans)
+    ]
+
+
+class AlignedWords:
+    """The words of one sentence from the symbol each frame was made from, as the frames
+    stream (an attention voice's `Chunk.marks`): a word starts at the first frame attending
+    at or past its first symbol and ends at the first attending past its last. Each word is
+    reported (as `timed_words` reports it) once its end is seen, or when the sentence ends."""
+
+    def __init__(
+        self,
+        words: Sequence[tuple[str, int, int, int, int]],
+        seconds_per_frame: float,
+        offset_s: float,
+        spans: Callable[[int], tuple[int, int] | None],
+        text: str,
+    ):
+        self.parsed = [Word(*w) for w in words]
+        self.units = _units(len(self.parsed), spans)
+        self.spans, self.text = spans, text
+        self.seconds_per_frame, self.offset_s = seconds_per_frame, offset_s
+        self.frame, self.reached, self.done = 0, -1, 0
+        self.starts: dict[int, int] = {}
+
+    def feed(self, marks: Sequence[int]) -> list[dict]:
+        """The words completed by these frames' marks."""
+        out = []
+        for symbol in marks:
+            self.reached = max(self.reached, int(symbol))  # attention may glance back
+            for k in range(self.done, len(self.units)):
+                if k in self.starts:
+                    continue
+                if self.reached < self.parsed[self.units[k][0]].first:
+                    break
+                self.starts[k] = self.frame
+            while self.done < len(self.units) and self.reached >= self._last(self.done):
+                out.append(self._report(self.done, self.frame))
+                self.done += 1
+            self.frame += 1
+        return out
+
+    def finish(self) -> list[dict]:
+        """The words the frames never passed the end of: they end with the sentence."""
+        out = [self._report(k, self.frame) for k in range(self.done, len(self.units))]
+        self.done = len(self.units)
+        return out
+
+    def _last(self, k: int) -> int:
+        return max(self.parsed[n].last for n in self.units[k])
+
+    def _report(self, k: int, end: int) -> dict:
+        unit = self.units[k]
+        start = min(self.starts.get(k, end), end)
+        return _message(
+            self.parsed,
+            unit,
+            self.spans(unit[0]),
+            self.text,
+            self.offset_s + start * self.seconds_per_frame,
+            self.offset_s + end * self.seconds_per_frame,
+        )
+
+
+def _units(count: int, spans: Callable[[int], tuple[int, int] | None]) -> list[list[int]]:
+    """The sentence's written words grouped by the text word they came from, in order."""
+    units: list[list[int]] = []
+    previous = None
+    for number in range(count):
+        span = spans(number)
+        if units and span is not None and span == previous:
+            units[-1].append(number)
+        else:
+            units.append([number])
+        previous = span
+    return units
+
+
+def _message(
+    parsed: list[Word],
+    unit: list[int],
+    span: tuple[int, int] | None,
+    text: str,
+    start_s: float,
+    end_s: float,
+) -> dict:
+    read = " ".join(parsed[n].text for n in unit)
+    return {
+        "word": _encodable(text[span[0] : span[1]] if span is not None else read),
+        "read_as": _encodable(read),
+        "start_s": round(start_s, 4),
+        "end_s": round(end_s, 4),
+        "text_start": span[0] if span is not None else None,
+        "text_end": span[1] if span is not None else None,
+    }
 
 
 def _encodable(text: str) -> str:

@@ -7,6 +7,7 @@ so the first audio does not wait for the rest of the text.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import numpy as np
@@ -43,19 +44,25 @@ def synthesize_events(
     speed: float = 1.0,
     words: bool = True,
 ) -> Iterator[Chunk | dict]:
-    """`synthesize_stream`'s chunks and, before each sentence's first chunk, its words with
-    their times in the audio (blocks/words.py `timed_words`), where the voice knows them (a
-    duration voice; an attention voice reports none)."""
+    """`synthesize_stream`'s chunks and each sentence's words with their times in the audio
+    (blocks/words.py): a duration voice's before the sentence's first chunk (`timed_words`),
+    an attention voice's each before the chunk its end is in (`AlignedWords`, from the
+    alignment the chunks carry)."""
     from voicestack.blocks.frontend import NothingToSayError
     from voicestack.blocks.request import RequestOptions
-    from voicestack.blocks.words import TextSpans, timed_words
+    from voicestack.blocks.words import AlignedWords, TextSpans, timed_words
     from voicestack.runtime.plan import run_sequence, stream_segments
 
     request = voice.request(RequestOptions(seed, speaker, speed))
     sentences = voice.sentences(text)
     source = voice.plan.segments[0].head
     timed = words and source.times_symbols
-    spans = TextSpans(text, sentences, voice.frontend.rewrite) if timed else None  # type: ignore[attr-defined]
+    aligned = words and not timed and source.reports_alignment
+    spans = (
+        TextSpans(text, sentences, voice.frontend.rewrite)  # type: ignore[attr-defined]
+        if timed or aligned
+        else None
+    )
     seconds_per_frame = voice.addon.audio.hop_length / voice.sample_rate
     made = 0  # samples before this sentence
     spoken = False
@@ -66,17 +73,23 @@ def synthesize_events(
             continue
         spoken = True
         features = run_sequence(voice.plan.sequence, features)
-        if spans is not None:
+        offset_s = made / voice.sample_rate
+        where = functools.partial(spans.span, index) if spans is not None else None
+        if timed:
             frames = source.symbol_frames(features)
             yield from timed_words(
-                features["words"],
-                frames,
-                seconds_per_frame,
-                made / voice.sample_rate,
-                lambda number, index=index: spans.span(index, number),
-                text,
+                features["words"], frames, seconds_per_frame, offset_s, where, text
             )
+        align = (
+            AlignedWords(features["words"], seconds_per_frame, offset_s, where, text)
+            if aligned
+            else None
+        )
         for chunk in stream_segments(voice.plan.segments, features, None):
+            if align is not None and chunk.marks is not None:
+                yield from align.feed(chunk.marks)
+            if align is not None and chunk.is_last:
+                yield from align.finish()
             made += chunk.core.shape[0]
             yield chunk
     if not spoken:

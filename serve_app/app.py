@@ -130,6 +130,8 @@ def voice_spec(voice) -> dict[str, Any]:
         "reads": sorted(voice.reads),
         # Whether the source knows each symbol's frames: word timestamps.
         "timeline": plan.segments[0].head.times_symbols,
+        # Or whether its chunks carry the alignment (an attention decoder): word timestamps too.
+        "aligned": plan.segments[0].head.reports_alignment,
         "stack": voice.describe()["stack"],
         "sequence_leaves": [leaf(b) for b in plan.sequence],
         "segments": segments,

@@ -411,3 +411,23 @@ def test_adding_a_voice_does_not_interrupt_the_streams_of_the_other_voices(
     expected = pcm16(synthesize(build_voice(load_addon(extra)), "New voice. Same networks."))
     assert got.shape == expected.shape
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2
+
+
+def test_the_attention_voice_streams_its_words_as_its_alignment_passes_them(service):
+    response = post(
+        service["client"],
+        voice="test-attention",
+        text="Hello there. How are you?",
+        format="msgpack",
+    )
+    assert response.status_code == 200
+    heard_s, words = 0.0, []
+    for message in decode_msgpack_stream(response.content):
+        if message["type"] == "audio":
+            heard_s += len(message["pcm16"]) / 2 / 22050
+        elif message["type"] == "word":
+            assert message["end_s"] >= heard_s - 1e-4  # before the audio its end is in
+            words.append(message)
+    assert [w["word"] for w in words] == ["Hello", "there", "How", "are", "you"]
+    times = [t for w in words for t in (w["start_s"], w["end_s"])]
+    assert times == sorted(times) and times[-1] <= heard_s + 1e-4

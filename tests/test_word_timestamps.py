@@ -11,7 +11,7 @@ import pytest
 from voicestack.addons.loader import load_addon
 from voicestack.addons.search_path import find_voice
 from voicestack.blocks.chunk import Chunk
-from voicestack.blocks.words import TextSpans, read_as, written_words
+from voicestack.blocks.words import AlignedWords, TextSpans, read_as, written_words
 from voicestack.runtime.local import synthesize_events
 from voicestack.runtime.voice import build_voice
 
@@ -108,10 +108,45 @@ def test_where_the_words_pause_the_audio_is_silent_within_40_ms(voice):
         assert np.mean(errors <= 0.040) >= 0.85 and errors.max() <= 0.25
 
 
-def test_a_voice_without_durations_reports_no_words_but_the_same_audio():
+def test_an_attention_voice_reports_each_word_before_the_chunk_it_ends_in():
+    """Its alignment is known only as it decodes: each word comes once the frames have passed
+    its last symbol, before the chunk holding that frame, with every word of the text once."""
     voice = build_voice(load_addon(find_voice("espeak-attention").path))
-    events = list(synthesize_events(voice, "Hello there.", seed=1))
-    assert events and all(isinstance(e, Chunk) for e in events)
+    made_s, words = 0.0, []
+    for event in synthesize_events(voice, TEXT, seed=1):
+        if isinstance(event, Chunk):
+            made_s += event.core.shape[0] / voice.sample_rate
+        else:
+            assert event["end_s"] >= made_s - 1e-4  # its end is not yet in the audio sent (rounded)
+            words.append(event)
+    assert [w["word"] for w in words] == [
+        "Dr",
+        "Smith",
+        "paid",
+        "$42.50",
+        "on",
+        "3/4/2025",
+        "at",
+        "5pm",
+        "The",
+        "U.S.A",
+        "is",
+        "big",
+    ]
+    times = [t for w in words for t in (w["start_s"], w["end_s"])]
+    assert times == sorted(times) and times[-1] <= made_s + 1e-6
+
+
+def test_attention_words_follow_the_attended_symbols():
+    # Two words: symbols 0-2 and 3-5. Frames attend 0,1,1,2,3,3,4,5,5 (and glance back once).
+    words = [("a", 0, 1, 0, 3), ("b", 2, 3, 3, 6)]
+    align = AlignedWords(words, 0.01, 1.0, lambda n: (2 * n, 2 * n + 1), "a b")
+    first = align.feed([0, 1, 1, 2])
+    assert first == []  # "a" has not ended yet
+    second = align.feed([3, 2, 3, 4])
+    assert [(w["word"], w["start_s"], w["end_s"]) for w in second] == [("a", 1.0, 1.04)]
+    last = align.feed([5, 5]) + align.finish()
+    assert [(w["word"], w["start_s"], w["end_s"]) for w in last] == [("b", 1.04, 1.1)]
 
 
 def test_written_words_are_runs_with_a_letter_or_digit_less_their_punctuation():
