@@ -16,6 +16,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,11 +47,15 @@ class Batcher:
         executor: Any = None,
         together: Callable[[Any, Any], bool] | None = None,
         formed: Callable[[float, Sequence[float]], None] | None = None,
+        ran: Callable[[float], None] | None = None,
     ):
         self._run = run
         #: Told of each batch as it is formed: (now, each item's arrival), on the loop's clock
         #: (the metrics' queue wait and batch size; serve_app/metrics.py `batches`).
         self._formed = formed
+        #: Told, on the loop, of the wall seconds of each call of `run` that returned, as
+        #: timed in its worker thread (the metrics' compute time; metrics.py `computed`).
+        self._ran = ran
         #: Whether an item may join a batch led by another (None: any may). A batch is the
         #: earliest-deadline item and the next ones that may join it; the others wait for a
         #: batch of their own, in their order.
@@ -151,7 +156,12 @@ class Batcher:
             self._slots.release()
 
     async def _in_thread(self, items: list[Any]) -> list[Any]:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, items)
+        loop = asyncio.get_running_loop()
+        if self._ran is None:
+            return await loop.run_in_executor(self._executor, self._run, items)
+        results, seconds = await loop.run_in_executor(self._executor, _timed, self._run, items)
+        self._ran(seconds)
+        return results
 
     async def _one(self, entry: _Entry) -> None:
         try:
@@ -162,6 +172,13 @@ class Batcher:
             return
         if not entry.future.done():
             entry.future.set_result(result)
+
+
+def _timed(run: Callable[[list[Any]], list[Any]], items: list[Any]) -> tuple[list[Any], float]:
+    """`run(items)` and its wall seconds (in the worker thread: no wait for the thread)."""
+    started = time.perf_counter()
+    results = run(items)
+    return results, time.perf_counter() - started
 
 
 #: A batch pads its chunks to the longest one. A chunk longer than this many times the batch's

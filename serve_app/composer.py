@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from voicestack.blocks.request import RequestOptions, VoiceRequest
-from voicestack.blocks.words import TextSpans
+from voicestack.blocks.words import AlignedWords, TextSpans
 from voicestack.serve_app import metrics
 from voicestack.serve_app.admission import Admission, Overloaded
 
@@ -116,6 +116,8 @@ class Composer:
         # A source that knows each symbol's frames (a duration model's upsampler), built here
         # as well: word timestamps are made from it.
         self.timeline = local(first["head"]) if voice["timeline"] else None
+        #: Whether the source's chunks carry its alignment (an attention decoder's `marks`).
+        self.aligned = bool(voice.get("aligned"))
         self.tail = None
         if rest:  # later segments run here (see the module docstring)
             from voicestack.runtime.plan import ChunkStep, Segment
@@ -152,11 +154,11 @@ class Composer:
         streams carry word timestamps."""
         from voicestack.blocks.request import SPEED
 
-        hidden = ("segments", "sequence_leaves", "reads", "speakers", "timeline")
+        hidden = ("segments", "sequence_leaves", "reads", "speakers", "timeline", "aligned")
         return {k: v for k, v in self.voice.items() if k not in hidden} | {
             "speakers": sorted(self.speakers, key=self.speakers.__getitem__),
             "speed": SPEED in self.reads,
-            "word_timestamps": self.timeline is not None,
+            "word_timestamps": self.timeline is not None or self.aligned,
         }
 
     async def where(self) -> dict[str, Any]:
@@ -186,7 +188,7 @@ class Composer:
             return
         try:
             async with self.admission.slot():
-                recorded.admit()
+                recorded.admit(len(text))
                 async for message in self._synthesize(text, with_mel, request):
                     kind = message["type"]
                     if kind == "audio":
@@ -242,7 +244,7 @@ class Composer:
             asyncio.create_task(
                 asyncio.to_thread(TextSpans, text, sentences, self.frontend.rewrite)
             )
-            if self.timeline is not None
+            if self.timeline is not None or self.aligned
             else None
         )
         prepared = asyncio.create_task(self._prepare(sentences, 0, request))
@@ -269,6 +271,8 @@ class Composer:
                 if spans is not None
                 else None
             )
+            # An attention voice's words come with its chunks, each once its end is made.
+            align: Any = None
             try:
                 async for audio, mel in self._sentence(features, with_mel, playback):
                     if following is None:
@@ -276,9 +280,18 @@ class Composer:
                             self._prepare(sentences, index + 1, request)
                         )
                     if words is not None:  # a sentence's words before its first audio
-                        for word in await words:
-                            yield {"type": "word", "sentence": index, **word}
+                        done = await words
+                        if isinstance(done, AlignedWords):
+                            align = done
+                        else:
+                            for word in done:
+                                yield {"type": "word", "sentence": index, **word}
                         words = None
+                    if align is not None:
+                        ended = align.feed(audio.marks or ())
+                        ended += align.finish() if audio.is_last else []
+                        for word in ended:
+                            yield {"type": "word", "sentence": index, **word}
                     # Sentences started when this chunk leaves: the client can see that
                     # sentence n+1 was encoded while sentence n streamed, and no further.
                     started = min(len(sentences), index + 2)
@@ -320,13 +333,22 @@ class Composer:
 
     async def _words(
         self, index: int, features: Any, spans: asyncio.Task, offset_s: float, text: str
-    ) -> list[dict]:
+    ) -> list[dict] | AlignedWords:
         """Sentence `index`'s words with their times in the stream (blocks/words.py), from its
-        durations as the sequence deployments predicted them."""
+        durations as the sequence deployments predicted them; or, for a voice whose chunks
+        carry its alignment, what reads them from the chunks."""
         from voicestack.blocks.words import timed_words
 
         features = await features if hasattr(features, "__await__") else features
         found = await spans
+        if self.timeline is None:  # words read from the chunks' alignment as they come
+            return AlignedWords(
+                features["words"],
+                self.voice["hop_length"] / self.voice["sample_rate"],
+                offset_s,
+                lambda number: found.span(index, number),
+                text,
+            )
         return timed_words(
             features["words"],
             self.timeline.symbol_frames(features),

@@ -56,12 +56,17 @@ def _networks(block: Any) -> list[Any]:
 class _LeafServer:
     def __init__(self, leaves: list[dict[str, Any]]):
         import torch
+        from voicestack.serve_app import metrics
 
         # Replicas ask Ray for fractions of a CPU; torch's default of one thread per core would
         # have every replica on a node compete for all cores.
         torch.set_num_threads(int(os.environ.get("VOICESTACK_TORCH_THREADS", "1")))
         specs = [LeafSpec(**leaf) for leaf in leaves]
         self.blocks = {spec.voice: spec.build() for spec in specs}
+        #: This deployment's name: the metrics' `block` tag.
+        self.block_name = metrics.deployment_name(self.blocks[specs[0].voice].type_name)
+        #: Told of each block call's wall seconds (the metrics' compute time).
+        self.computed = metrics.computed(self.block_name)
 
     def where(self) -> dict[str, Any]:
         """Which node and device this replica runs on (for tests and `GET /v1/voices`)."""
@@ -92,7 +97,10 @@ class _LeafServer:
 
 class SequenceServer(_LeafServer):
     def __call__(self, voice: str, features: dict[str, Any]) -> dict[str, Any]:
-        return {**features, **self.blocks[voice](features)}
+        started = time.perf_counter()
+        out = self.blocks[voice](features)
+        self.computed(time.perf_counter() - started)
+        return {**features, **out}
 
 
 class SourceServer(_LeafServer):
@@ -110,7 +118,17 @@ class SourceServer(_LeafServer):
 
         chunks = with_context(self.blocks[voice].stream(features, None), *need)
         done = object()
-        while (chunk := await asyncio.to_thread(next, chunks, done)) is not done:
+
+        def timed_next() -> tuple[Any, float]:  # timed in the thread: no wait for one counted
+            started = time.perf_counter()
+            chunk = next(chunks, done)
+            return chunk, time.perf_counter() - started
+
+        while True:
+            chunk, seconds = await asyncio.to_thread(timed_next)
+            if chunk is done:
+                break
+            self.computed(seconds)
             self.chunks_made += 1
             yield chunk
 
@@ -148,7 +166,8 @@ class ChunkServer(_LeafServer):
             concurrent=self.threads,
             executor=self._pool,
             together=batch_together,
-            formed=metrics.batches(metrics.deployment_name(block.type_name)),
+            formed=metrics.batches(self.block_name),
+            ran=self.computed,
         )
 
     async def apply(

@@ -13,6 +13,7 @@ Ray (unit tests) recording still works and goes nowhere.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -32,6 +33,9 @@ RTF_BUCKETS = [0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5]
 QUEUE_WAIT_BUCKETS_S = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2]
 #: Chunks in one network call.
 BATCH_SIZE_BUCKETS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
+#: One block call on a replica (a batch of chunks, a sentence's sequence blocks, a source's
+#: chunk): 1 ms (a small network on a GPU) to 10 s (a long sentence on a busy CPU).
+COMPUTE_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 #: What `requests` counts by `status`: the HTTP status the request was answered with, and 499
 #: for a client that went away before its stream ended.
@@ -85,6 +89,16 @@ def _metrics() -> SimpleNamespace:
         batch_size=Histogram(
             PREFIX + "block_batch_size", "Chunks per network call.", BATCH_SIZE_BUCKETS, block
         ),
+        compute=Histogram(
+            PREFIX + "block_compute_seconds",
+            "Wall time of one block call on a replica: a batch of chunks through a chunk block, "
+            "a sentence through a sequence block, one chunk made by a source.",
+            COMPUTE_BUCKETS_S,
+            block,
+        ),
+        characters=Counter(
+            PREFIX + "characters", "Characters of request text admitted (given a slot).", voice
+        ),
     )
 
 
@@ -104,9 +118,11 @@ class Stream:
         self.audio_s = 0.0
         self.over = not record  # nothing to record: as if it had ended
 
-    def admit(self) -> None:
-        """The stream got its slot."""
+    def admit(self, characters: int) -> None:
+        """The stream got its slot; its text has `characters` characters."""
         self.admitted = time.perf_counter()
+        if characters > 0 and not self.over:  # a Ray counter takes only positive steps
+            _metrics().characters.inc(characters, self.tags)
 
     def audio(self, samples: int) -> None:
         if self.over:
@@ -152,11 +168,48 @@ def streams(voice: str) -> Callable[[int, int], None]:
     tags = {"voice": voice}
 
     def changed(active: int, waiting: int) -> None:
-        m = _metrics()
-        m.playing.set(active, tags)
-        m.waiting.set(waiting, tags)
+        _gauges.set("playing", active, tags)
+        _gauges.set("waiting", waiting, tags)
 
     return changed
+
+
+class _Gauges:
+    """The gauges' latest values, set again every half report interval in a daemon thread.
+
+    A process reports a gauge to Ray's agent only in an interval in which it was set, and the
+    agent drops a series nobody reported for two intervals: set only on change, an idle voice's
+    (or a steadily loaded one's) `streams_playing` would be missing from most scrapes."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def set(self, name: str, value: float, tags: dict[str, str]) -> None:
+        with self._lock:  # never overtaken by an older value being set again
+            getattr(_metrics(), name).set(value, tags)
+            self._values[(name, tuple(sorted(tags.items())))] = value
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._again, daemon=True, name="voicestack-gauges"
+                )
+                self._thread.start()
+
+    def _again(self) -> None:
+        import ray
+
+        # Ray's report interval (RAY_metrics_report_interval_ms), floored at 1 s as Ray does.
+        interval_s = max(ray._config.metrics_report_interval_ms(), 1000) / 1000
+        while True:
+            time.sleep(interval_s / 2)
+            with self._lock:
+                m = _metrics()
+                for (name, tags), value in self._values.items():
+                    getattr(m, name).set(value, dict(tags))
+
+
+_gauges = _Gauges()
 
 
 def batches(block: str) -> Callable[[float, Sequence[float]], None]:
@@ -171,6 +224,17 @@ def batches(block: str) -> Callable[[float, Sequence[float]], None]:
             m.queue_wait.observe(now - t, tags)
 
     return formed
+
+
+def computed(block: str) -> Callable[[float], None]:
+    """What a block's server calls with the wall seconds of each call it runs (a Batcher's
+    `ran` hook; the sequence and source servers time their own calls)."""
+    tags = {"block": block}
+
+    def ran(seconds: float) -> None:
+        _metrics().compute.observe(seconds, tags)
+
+    return ran
 
 
 def deployment_name(default: str) -> str:

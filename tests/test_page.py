@@ -10,6 +10,7 @@ saying so, rather than skip."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -21,8 +22,10 @@ from pathlib import Path
 import msgpack
 import pytest
 from voicestack.addons.search_path import find_voice
+from voicestack.serve_app.admission import Admission, Overloaded
 from voicestack.serve_app.auth import refusal
 from voicestack.serve_app.formats import decode_msgpack_stream
+from voicestack.serve_app.ingress import Refusal
 
 from .ray_service import running_service
 
@@ -192,6 +195,49 @@ def test_a_refused_request_shows_the_apis_message(page, voice, text, message):
     assert shown["state"] == "error" and message in shown["error"]
     assert page.locator("#error").is_visible()
     assert message in page.inner_text("#error") and shown["chunks"] == 0
+
+
+def test_a_voice_at_capacity_shows_its_503_message(page):
+    """The 503 is a fake, routed in the browser (as the multi-speaker test below routes its
+    refusal): the body and Retry-After the ingress sends (`Refusal.response`) for the message
+    a full voice gives (a composer's `Admission` with its one slot taken). Filling a real voice
+    here would take a second stream held open on two shared cores; real shedding, end to end,
+    is tests/test_serve.py's and tests/test_openai_api.py's."""
+    with ThreadPoolExecutor(1) as thread:  # Playwright's sync API holds this thread's loop
+        message = thread.submit(asyncio.run, _at_capacity("joe")).result()
+    assert message == "voice 'joe' is at capacity: 1 streams playing and 0 waiting"
+    refused = Refusal(503, message, code="voice_at_capacity", headers={"Retry-After": "2"})
+    shed = refused.response()
+    asked: list[str] = []
+
+    def synthesize(route):
+        asked.append(route.request.post_data_json["voice"])
+        route.fulfill(
+            status=shed.status_code,
+            headers={k: v for k, v in shed.headers.items() if k != "content-length"},
+            body=shed.body,
+        )
+
+    page.route("**/v1/synthesize", synthesize)
+    page.select_option("#voice", "joe")
+    page.fill("#text", TEXT)
+    page.click("#play")
+    shown = finished(page)
+    assert asked == ["joe"]
+    assert shown["state"] == "error" and shown["error"] == message and shown["chunks"] == 0
+    assert page.locator("#error").is_visible() and page.inner_text("#error") == message
+    assert page.is_disabled("#stop")
+
+
+async def _at_capacity(voice: str) -> str:
+    """The composer's 503 message for `voice` when its one slot is taken and none may wait."""
+    admission = Admission(max_active=1, max_waiting=0, max_wait_s=1, retry_after_s=2)
+    async with admission.slot():
+        try:
+            async with admission.slot():
+                raise AssertionError("a second stream was admitted")
+        except Overloaded as e:
+            return f"voice {voice!r} is {e}"
 
 
 def test_stop_aborts_a_long_text_mid_stream(page, service):
