@@ -214,22 +214,10 @@ class Frontend(TextFrontend):
         return cache[word]
 
     def __call__(self, features: Features) -> dict[str, Any]:
-        from voicestack.blocks.text_normalization import find_unknown_characters, normalize
+        from voicestack.blocks.text_normalization import normalize
 
         sentence = normalize(features["text"], self._normalizer_language)
-        unknown = []
-        skip = set()
-        for index, character in find_unknown_characters(sentence, self._normalizer_language):
-            skip.add(index)
-            unknown.append(
-                UnknownSymbol(
-                    character,
-                    f"character {index} of {sentence!r}",
-                    f"no reading for {_describe_character(character)} in {self.config.language}",
-                )
-            )
-        # A space, not nothing, so that "a😀b" stays two words.
-        speakable = "".join(" " if i in skip else c for i, c in enumerate(sentence))
+        speakable, unknown = self._speakable(sentence)
 
         ids: list[int] = []
         spoken_words: list[tuple[int, int]] = []
@@ -260,12 +248,29 @@ class Frontend(TextFrontend):
 
         return self._features(sentence, ids, spoken_words, unknown, has_phoneme)
 
+    def _speakable(self, sentence: str) -> tuple[str, list[UnknownSymbol]]:
+        """The normalised sentence with what it cannot speak (an emoji, a lone surrogate, a
+        script the language has no reading for) as spaces, and what that was. A space, not
+        nothing, so that "a😀b" stays two words."""
+        from voicestack.blocks.text_normalization import find_unknown_characters
+
+        unknown = []
+        skip = set()
+        for index, character in find_unknown_characters(sentence, self._normalizer_language):
+            skip.add(index)
+            unknown.append(
+                UnknownSymbol(
+                    character,
+                    f"character {index} of {sentence!r}",
+                    f"no reading for {_describe_character(character)} in {self.config.language}",
+                )
+            )
+        return "".join(" " if i in skip else c for i, c in enumerate(sentence)), unknown
+
     def _read_alone(self, word: str) -> list[int]:
-        # A lone surrogate (JSON's "\ud800") cannot be given to espeak-ng (not UTF-8): a space,
-        # as `__call__` reads it.
-        word = "".join(" " if 0xD800 <= ord(c) <= 0xDFFF else c for c in word)
+        # Read as `__call__` reads it: what it cannot speak is a space.
         return [
             sum(symbol in self._ids for symbol in spoken)
-            for spoken in self._g2p.words(word)
+            for spoken in self._g2p.words(self._speakable(word)[0])
             if any(symbol in self._ids for symbol in spoken)
         ]
