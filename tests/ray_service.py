@@ -4,6 +4,7 @@ way `serve deploy` applies them (the controller's apply_config), and a real HTTP
 from __future__ import annotations
 
 import io
+import os
 import socket
 import wave
 from collections.abc import Iterator
@@ -27,35 +28,60 @@ def free_port() -> int:
 
 @contextmanager
 def running_service(
-    voices: list[str], placement: dict, metrics_port: int | None = None, num_cpus: int = 2
+    voices: list[str],
+    placement: dict,
+    metrics_port: int | None = None,
+    num_cpus: int = 2,
+    env: dict[str, str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """A local Ray (`num_cpus` logical CPUs), Serve on a free port, the config for `voices`
     applied, and an HTTP client for it; all shut down afterwards. `metrics_port`: where Ray
     exports its Prometheus metrics (the yielded "metrics_port"; None: a port Ray picks, not
-    told)."""
+    told). `env`: variables the Ray processes start with (the ingress's settings, Ray's own),
+    set for the service's life and restored afterwards."""
     import httpx
     import ray
     from ray import serve
     from voicestack.serve_app.serve_config import serve_config
 
     exported = {} if metrics_port is None else {"_metrics_export_port": metrics_port}
-    ray.init(
-        address="local",
-        num_cpus=num_cpus,
-        include_dashboard=False,
-        log_to_driver=False,
-        **exported,
-    )
+    with _environment(env or {}):
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            **exported,
+        )
+        try:
+            port = free_port()
+            start_serve(port)
+            config = serve_config(voices, placement, port=port)
+            apply_config(config)
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+                yield {
+                    "client": client,
+                    "config": config,
+                    "port": port,
+                    "metrics_port": metrics_port,
+                }
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+
+
+@contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # inherited by the processes ray.init starts
     try:
-        port = free_port()
-        start_serve(port)
-        config = serve_config(voices, placement, port=port)
-        apply_config(config)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-            yield {"client": client, "config": config, "port": port, "metrics_port": metrics_port}
-        serve.shutdown()
+        yield
     finally:
-        ray.shutdown()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def wav_samples(body: bytes) -> tuple[int, np.ndarray]:

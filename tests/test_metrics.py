@@ -3,7 +3,6 @@ Ray's metrics export port, after a few good requests and a bad one."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
 
@@ -50,19 +49,10 @@ def value(samples, name: str, **labels: str) -> float | None:
 
 @pytest.fixture(scope="module")
 def service(voices_dir):
-    saved = {k: os.environ.get(k) for k in REPORT_INTERVAL}
-    os.environ.update(REPORT_INTERVAL)  # inherited by the Ray processes ray.init starts
-    try:
-        with running_service(
-            [str(voices_dir / VOICE)], PLACEMENT, metrics_port=free_port()
-        ) as running:
-            yield running
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with running_service(
+        [str(voices_dir / VOICE)], PLACEMENT, metrics_port=free_port(), env=REPORT_INTERVAL
+    ) as running:
+        yield running
 
 
 def test_an_operator_scrapes_latency_outcomes_audio_and_batching(service):

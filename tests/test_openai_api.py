@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import time
 from typing import Any
 
@@ -55,21 +54,12 @@ DEMUXERS = {"mp3": "mp3", "opus": "ogg", "aac": "aac", "flac": "flac"}
 def service(voices_dir):
     """joe and test-attention; the environment the local Ray's processes start with carries
     the OpenAI settings (restored afterwards)."""
-    saved = {k: os.environ.get(k) for k in ENV}
-    os.environ.update(ENV)
-    try:
-        voices = [str(find_voice("joe").path), str(voices_dir / "test-attention")]
-        with running_service(voices, PLACEMENT) as running:
-            url = f"http://127.0.0.1:{running['port']}"
-            headers = {"Authorization": f"Bearer {KEY}"}
-            with httpx.Client(base_url=url, headers=headers, timeout=120) as http:
-                yield {**running, "url": url, "http": http}
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    voices = [str(find_voice("joe").path), str(voices_dir / "test-attention")]
+    with running_service(voices, PLACEMENT, env=ENV) as running:
+        url = f"http://127.0.0.1:{running['port']}"
+        headers = {"Authorization": f"Bearer {KEY}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=120) as http:
+            yield {**running, "url": url, "http": http}
 
 
 @pytest.fixture(scope="module")
