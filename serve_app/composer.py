@@ -251,7 +251,7 @@ class Composer:
         index = 0
         while prepared is not None:
             try:
-                index, features = await prepared
+                index, features, written = await prepared
             except ValueError as e:
                 yield _error(400, str(e))
                 return
@@ -267,7 +267,9 @@ class Composer:
             # a 26-sentence text was 1.38 times a one-sentence text's).
             following: asyncio.Task | None = None
             words = (
-                asyncio.create_task(self._words(index, features, spans, playback.audio_s, text))
+                asyncio.create_task(
+                    self._words(index, written, features, spans, playback.audio_s, text)
+                )
                 if spans is not None
                 else None
             )
@@ -332,25 +334,32 @@ class Composer:
         }
 
     async def _words(
-        self, index: int, features: Any, spans: asyncio.Task, offset_s: float, text: str
+        self,
+        index: int,
+        written: list,
+        features: Any,
+        spans: asyncio.Task,
+        offset_s: float,
+        text: str,
     ) -> list[dict] | AlignedWords:
-        """Sentence `index`'s words with their times in the stream (blocks/words.py), from its
-        durations as the sequence deployments predicted them; or, for a voice whose chunks
-        carry its alignment, what reads them from the chunks."""
+        """Sentence `index`'s words (`written`: the front end's `words`) with their times in
+        the stream (blocks/words.py), from its durations as the sequence deployments predicted
+        them (the one thing fetched from them); or, for a voice whose chunks carry its
+        alignment, what reads them from the chunks."""
         from voicestack.blocks.words import timed_words
 
-        features = await features if hasattr(features, "__await__") else features
         found = await spans
         if self.timeline is None:  # words read from the chunks' alignment as they come
             return AlignedWords(
-                features["words"],
+                written,
                 self.voice["hop_length"] / self.voice["sample_rate"],
                 offset_s,
                 lambda number: found.span(index, number),
                 text,
             )
+        features = await features if hasattr(features, "__await__") else features
         return timed_words(
-            features["words"],
+            written,
             self.timeline.symbol_frames(features),
             self.voice["hop_length"] / self.voice["sample_rate"],
             offset_s,
@@ -360,7 +369,8 @@ class Composer:
 
     async def _prepare(self, sentences: list[str], index: int, request: VoiceRequest):
         """Front end, then the sequence deployments, for the first speakable sentence from
-        `index` on. Returns (its index, a response holding its features) or (index, None)."""
+        `index` on. Returns (its index, a response holding its features, the front end's
+        `words`), or (index, None, None)."""
         from voicestack.blocks.frontend import NothingToSayError
 
         while index < len(sentences):
@@ -373,8 +383,8 @@ class Composer:
             response: Any = features
             for leaf in self.voice["sequence_leaves"]:
                 response = self.handles[leaf["key"]].remote(self.name, response)
-            return index, response
-        return index, None
+            return index, response, features["words"]
+        return index, None, None
 
     async def _sentence(
         self, features: Any, with_mel: bool, playback: Playback
