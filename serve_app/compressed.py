@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
-from voicestack.serve_app.formats import pcm16
+from voicestack.serve_app.formats import pcm16, resampler
 
 __all__ = ["CODECS", "Codec", "CompressedStream", "encoding_rate"]
 
@@ -136,11 +136,7 @@ class CompressedStream:
         except BaseException:
             self._container.close()
             raise
-        self._resampler = None
-        if self.rate != self.source_rate:
-            import soxr
-
-            self._resampler = soxr.ResampleStream(self.source_rate, self.rate, 1, dtype="float32")
+        self._resampler = resampler(self.source_rate, self.rate)
         self._time_base = Fraction(1, self.rate)
         self._pts = 0  # samples given to the encoder, at self.rate
         self._started = self._closed = False
@@ -159,7 +155,7 @@ class CompressedStream:
         if audio.ndim != 1:
             raise ValueError(f"expected mono audio of shape (samples,), got shape {audio.shape}")
         if self._resampler is not None:
-            audio = self._resampler.resample_chunk(audio)
+            audio = self._resampler(audio)
         return self.start() + self._encode(audio)
 
     def close(self) -> bytes:
@@ -168,7 +164,7 @@ class CompressedStream:
             raise RuntimeError(f"the {self.fmt} stream is closed")
         data = self.start()
         if self._resampler is not None:
-            data += self._encode(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+            data += self._encode(self._resampler(None))
         self._mux(self._stream.encode(None))
         self._closed = True
         self._container.close()

@@ -59,11 +59,13 @@ __all__ = [
     "FORMATS",
     "MEDIA_TYPES",
     "UNKNOWN_SIZE",
+    "Resampler",
     "StreamEncoder",
     "check_format",
     "decode_msgpack_stream",
     "media_type",
     "pcm16",
+    "resampler",
     "wav_header",
 ]
 
@@ -273,6 +275,26 @@ class StreamEncoder:
         if self.fmt != "msgpack":
             return b""
         return _pack({"type": "error", "message": str(message), "status": int(status)})
+
+
+class Resampler:
+    """Streaming resampling with libsoxr (python-soxr): chunk by chunk, no seams. Call it with
+    each chunk of float mono samples, then with None for the samples it still holds."""
+
+    def __init__(self, source_rate: int, target_rate: int):
+        import soxr
+
+        self._stream = soxr.ResampleStream(source_rate, target_rate, 1, dtype="float32")
+
+    def __call__(self, samples: np.ndarray | None) -> np.ndarray:
+        if samples is None:
+            return self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+        return self._stream.resample_chunk(np.asarray(samples, dtype=np.float32))
+
+
+def resampler(source_rate: int, target_rate: int) -> Resampler | None:
+    """A Resampler between two rates, or None where they are the same."""
+    return Resampler(source_rate, target_rate) if source_rate != target_rate else None
 
 
 def decode_msgpack_stream(data: bytes) -> list[dict]:

@@ -33,7 +33,7 @@ from voicestack.blocks.request import MAX_SPEED, MIN_SPEED, RequestOptions
 from voicestack.serve_app import openai_api
 from voicestack.serve_app.app import VOICE_APP_PREFIX
 from voicestack.serve_app.auth import load_api_keys, refusal
-from voicestack.serve_app.formats import FORMATS, StreamEncoder
+from voicestack.serve_app.formats import FORMATS, StreamEncoder, resampler
 from voicestack.serve_app.openai_api import SpeechRequest
 
 logger = logging.getLogger("voicestack.serve")
@@ -224,22 +224,6 @@ def _reason(message: str, lines: int = 3) -> str:
     return "\n".join((message or "").strip().splitlines()[-lines:])
 
 
-class _Resampler:
-    """Streaming resampling with libsoxr (python-soxr): chunk by chunk, no seams."""
-
-    def __init__(self, source_rate: int, target_rate: int):
-        import soxr
-
-        self._stream = soxr.ResampleStream(source_rate, target_rate, 1, dtype="float32")
-
-    def __call__(self, samples: Any):
-        import numpy as np
-
-        if samples is None:
-            return self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
-        return self._stream.resample_chunk(np.asarray(samples, dtype=np.float32))
-
-
 @serve.ingress(api)
 class Ingress:
     def __init__(self) -> None:
@@ -380,7 +364,7 @@ class Ingress:
         """The streaming response: the voice's audio at `native` Hz, resampled to the
         encoder's rate when they differ, in the encoder's format."""
         rate = encoder.sample_rate
-        resample = _Resampler(native, rate) if rate != native else None
+        resample = resampler(native, rate)
         return StreamingResponse(
             _body(stream, first, encoder, resample),
             media_type=encoder.media_type,
@@ -395,7 +379,7 @@ class Ingress:
         and its words' times (serve_app/openai_api.py `Captions`), sent once it is all made."""
         rate = encoder.sample_rate
         captions = openai_api.Captions(encoder)
-        resample = _Resampler(native, rate) if rate != native else None
+        resample = resampler(native, rate)
         try:
             audio = b"".join([piece async for piece in _body(stream, first, captions, resample)])
         except StreamAborted as failed:  # nothing was sent yet: an honest 500

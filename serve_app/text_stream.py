@@ -30,7 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from voicestack.blocks.request import MAX_SPEED, MIN_SPEED, RequestOptions, new_seed
-from voicestack.serve_app.formats import FORMATS, StreamEncoder
+from voicestack.serve_app.formats import FORMATS, StreamEncoder, resampler
 
 logger = logging.getLogger("voicestack.serve")
 
@@ -130,11 +130,7 @@ class _Session:
         self.native = int(info["sample_rate"])
         rate = config.sample_rate or self.native
         self.encoder = StreamEncoder(config.format, rate)
-        self.resample = None
-        if rate != self.native:
-            from voicestack.serve_app.ingress import _Resampler
-
-            self.resample = _Resampler(self.native, rate)
+        self.resample = resampler(self.native, rate)
         self.seed = config.seed if config.seed is not None else new_seed()
         self.ready: asyncio.Queue[str | None] = asyncio.Queue()
 
