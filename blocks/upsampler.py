@@ -77,8 +77,9 @@ class Upsampler(StreamableBlock):
         return torch.clamp(whole, min=0).long()
 
     def symbol_frames(self, features: Features) -> list[int]:
-        """Each symbol's frames in the stream, as `stream` cuts them (at most `max_frames` in
-        all; a sentence whose every duration rounds to 0 gets one frame, its first symbol's)."""
+        """Each symbol's frames in the stream: what `stream` repeats it for, and what word
+        timestamps are read from (at most `max_frames` in all; a sentence whose every
+        duration rounds to 0 gets one frame, its first symbol's)."""
         import torch
 
         counts = self.frame_counts(features["durations"], float(features.get(SPEED, 1.0)))
@@ -96,13 +97,8 @@ class Upsampler(StreamableBlock):
             raise ValueError(
                 f"{self.path}: {encodings.shape[0]} encodings but {durations.shape[0]} durations"
             )
-        counts = self.frame_counts(durations, float(features.get(SPEED, 1.0)))
+        counts = torch.tensor(self.symbol_frames(features), dtype=torch.long)
         frames = torch.repeat_interleave(encodings, counts, dim=0)
-        frames = frames[: self.config.max_frames]
-        if (
-            frames.shape[0] == 0
-        ):  # every duration rounded to 0: one frame so the stream is not empty
-            frames = encodings[:1]
         if self.config.prior is not None:
             frames = self._sample(frames, features)
         total = frames.shape[0]
