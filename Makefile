@@ -53,9 +53,17 @@ quality: $(STAMP)
 	mkdir -p out
 	nice -n 15 $(PY) bench/quality.py --json out/quality.json
 
+# mypy reads the package as it installs, the top-level folders as voicestack.* (pyproject.toml's
+# package mapping), through links in build/typecheck: it cannot follow the editable install.
+TYPECHECK := build/typecheck/voicestack
+PACKAGES := blocks addons placement runtime serve_app cli
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	mkdir -p $(TYPECHECK)
+	ln -sfn ../../../voicestack/__init__.py $(TYPECHECK)/__init__.py
+	for d in $(PACKAGES); do ln -sfn ../../../$$d $(TYPECHECK)/$$d; done
+	cd build/typecheck && ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml -p voicestack
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -689,7 +689,7 @@ def _check_sympy_expr(text: str, where: str) -> None:
                 bad(node)
             args = list(node.args)
             if func.id in ("Symbol", "Float") and args and _is_str(args[0]):
-                ok = (_SYMBOL if func.id == "Symbol" else _FLOAT_TEXT).fullmatch(args[0].value)
+                ok = (_SYMBOL if func.id == "Symbol" else _FLOAT_TEXT).fullmatch(str(args[0].value))
                 if not ok:
                     bad(args[0])
                 args = args[1:]

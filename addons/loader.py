@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from voicestack.addons.format import ADDON_FILE, AddonConfig, NetworkSpec
-from voicestack.blocks.errors import ConfigError, Problem
+from voicestack.blocks.errors import ConfigError, Problem, validation_problems
 
 if TYPE_CHECKING:
     from voicestack.addons.network import Network
@@ -120,7 +120,7 @@ def read_config(root: Path) -> AddonConfig:
     try:
         config = AddonConfig.model_validate(data)
     except ValidationError as e:
-        raise AddonError([_problem(err) for err in e.errors()]) from e
+        raise AddonError(validation_problems(e)) from e
     missing = [
         Problem(f"networks.{name}.file", f"file {spec.file!r} is not in the addon folder")
         for name, spec in config.networks.items()
@@ -135,13 +135,3 @@ def load_addon(root: str | Path) -> Addon:
     """Read and validate an addon folder (its networks load lazily, safely)."""
     root = Path(root).resolve()
     return Addon(root, read_config(root))
-
-
-def _problem(err: dict) -> Problem:
-    key = ".".join(str(p) for p in err["loc"])
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key"
-    elif err["type"] == "missing":
-        msg = "missing required key"
-    return Problem(key, msg)

@@ -34,7 +34,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from voicestack.addons.format import ADDON_FILE, FORMAT_VERSION
-from voicestack.blocks.errors import ConfigError, Problem
+from voicestack.blocks.errors import ConfigError, Problem, validation_problems
 
 #: Bumped when what the importer writes changes (cached imports are rebuilt).
 IMPORTER_VERSION = 4
@@ -100,9 +100,7 @@ def read_piper_config(path: Path) -> PiperVoiceConfig:
     try:
         config = PiperVoiceConfig.model_validate(data)
     except ValidationError as e:
-        raise PiperImportError(
-            [Problem(".".join(map(str, err["loc"])), err["msg"]) for err in e.errors()]
-        ) from e
+        raise PiperImportError(validation_problems(e)) from e
     problems = []
     if config.phoneme_type != "espeak":
         problems.append(

@@ -183,8 +183,9 @@ def resample(audio: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
 
 def to_recogniser(audio: np.ndarray, rate: int) -> bytes:
     """16 kHz 16-bit PCM by band-limited (FFT) resampling of a whole utterance."""
-    out = resample(audio, rate, RECOGNISER_RATE)
-    return (np.clip(out, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
+    from voicestack.runtime.pcm import pcm16
+
+    return pcm16(resample(audio, rate, RECOGNISER_RATE))
 
 
 class Recogniser:

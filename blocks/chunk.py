@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
@@ -58,9 +58,6 @@ class Chunk:
     def end(self) -> int:
         """Utterance index one past the last core frame."""
         return self.start + self.length
-
-    def without_context(self) -> Chunk:
-        return replace(self, frames=self.core, left=0, right=0)
 
     def __reduce__(self):
         """Pickled as a numpy array, which Ray's serializer passes out of band (no copy into the

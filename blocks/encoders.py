@@ -8,6 +8,7 @@ each other concurrently, as one unit. Swapping one for the other is a one-word c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,6 +23,8 @@ class Encoder(SequenceBlock):
 
     class Config(BlockConfig):
         network: str
+
+    config: Config
 
     def __init__(self, config: Config, env: BuildEnv, path: str = ""):
         super().__init__(config, env, path)
@@ -85,11 +88,13 @@ class Encoders(SequenceBlockContainer):
         blocks = [
             Encoder(Encoder.Config(network=name), env, f"{path}.networks[{name}]") for name in names
         ]
-        super().__init__(config, env, path, blocks=_dependency_order(blocks, path))
+        #: The same blocks as `blocks`, known to be Encoders.
+        self.encoders = _dependency_order(blocks, path)
+        super().__init__(config, env, path, blocks=list(self.encoders))
 
     def describe(self) -> dict[str, Any]:
         node = super().describe()
-        node["blocks"] = [{"type": "Encoder", "network": b.config.network} for b in self.blocks]
+        node["blocks"] = [{"type": "Encoder", "network": b.config.network} for b in self.encoders]
         return node
 
 
@@ -102,7 +107,7 @@ class CustomizedEncoders(Encoders):
 
     def __init__(self, config: Encoders.Config, env: BuildEnv, path: str = ""):
         super().__init__(config, env, path)
-        self._levels = _levels(self.blocks, path)
+        self._levels = _levels(self.encoders, path)
         self._pool = ThreadPoolExecutor(max_workers=max(len(level) for level in self._levels))
 
     def __call__(self, features: Features) -> dict[str, Any]:
@@ -115,10 +120,10 @@ class CustomizedEncoders(Encoders):
         return produced
 
 
-def _levels(blocks: list[SequenceBlock], path: str = "") -> list[list[SequenceBlock]]:
+def _levels(blocks: Sequence[Encoder], path: str = "") -> list[list[Encoder]]:
     """Group blocks so each group needs only features from outside or from earlier groups."""
     made_inside = {n for b in blocks for n in b.outputs}
-    levels: list[list[SequenceBlock]] = []
+    levels: list[list[Encoder]] = []
     produced: set[str] = set()
     remaining = list(blocks)
     while remaining:
@@ -136,5 +141,5 @@ def _levels(blocks: list[SequenceBlock], path: str = "") -> list[list[SequenceBl
     return levels
 
 
-def _dependency_order(blocks: list[SequenceBlock], path: str) -> list[SequenceBlock]:
+def _dependency_order(blocks: Sequence[Encoder], path: str) -> list[Encoder]:
     return [b for level in _levels(blocks, path) for b in level]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -14,6 +16,39 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.key}: {self.message}" if self.key else self.message
+
+
+#: Pydantic's wordings that a config's or request's author would not recognise, in plainer words.
+_WORDING = {"extra_forbidden": "unknown key", "missing": "missing required key"}
+
+
+def key_path(loc: Iterable[str | int]) -> str:
+    """A pydantic error location as a key path: `stack[0].context_frames`, the form the
+    registry names its nodes in."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def validation_problems(error: Any, under: str = "", *, request: bool = False) -> list[Problem]:
+    """Every error of a pydantic validation as a Problem naming its key path: the one wording
+    for configs (addons, placements, stack nodes, Piper's JSON) and requests alike.
+
+    `error` is a pydantic ValidationError (or FastAPI's RequestValidationError), or the list
+    its `errors()` gives. `under` is the path of the node that was validated (`stack[1]`); with
+    `request`, the first part of each location (FastAPI's `body`, `query`) is dropped."""
+    errors: Iterable[Mapping[str, Any]] = error.errors() if hasattr(error, "errors") else error
+    problems = []
+    for err in errors:
+        loc = list(err.get("loc", ()))[1 if request else 0 :]
+        path = key_path(loc)
+        key = f"{under}.{path}" if under and path and not path.startswith("[") else under + path
+        problems.append(Problem(key, _WORDING.get(err.get("type", ""), err["msg"])))
+    return problems
 
 
 class ConfigError(ValueError):

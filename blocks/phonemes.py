@@ -180,6 +180,7 @@ class G2P:
                 piece = token[start:end]
                 if head is not None and piece in self._known:
                     candidate = [*head, piece]
-                    if best[end] is None or len(candidate) < len(best[end]):
+                    known = best[end]
+                    if known is None or len(candidate) < len(known):
                         best[end] = candidate
         return best[-1] or [token]

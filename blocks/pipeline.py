@@ -31,7 +31,7 @@ class StreamablePipeline(StreamableBlock):
         streamable_block: StreamableBlock,
     ):
         super().__init__(config, env, path)
-        problems = []
+        problems: list[Problem] = []
         if not isinstance(sequence_block, SequenceBlock):
             problems.append(
                 Problem(

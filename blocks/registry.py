@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from voicestack.blocks.base import Block, BuildEnv
-from voicestack.blocks.errors import ConfigError, Problem, StackError
+from voicestack.blocks.errors import ConfigError, Problem, StackError, validation_problems
 
 ENTRY_POINT_GROUP = "voicestack.blocks"
 
@@ -71,10 +71,6 @@ class BlockRegistry:
             raise ValueError(f"block type {name!r} is built in and cannot be replaced")
         self._registered[name] = _check_block_class(name, cls)
         return cls
-
-    def unregister(self, name: str) -> None:
-        self._registered.pop(name, None)
-        self._loaded.pop(name, None)
 
     def known(self) -> list[str]:
         """Every name a stack may use (entry points are listed without importing them)."""
@@ -172,12 +168,7 @@ class BlockRegistry:
         try:
             config = cls.Config.model_validate(raw)
         except ValidationError as e:
-            for err in e.errors():
-                where = ".".join(str(p) for p in err["loc"])
-                msg = err["msg"]
-                if err["type"] == "extra_forbidden":
-                    msg = f"unknown key for {type_name}"
-                problems.append(Problem(f"{path}.{where}" if where else path, msg))
+            problems.extend(validation_problems(e, path))
             return None
         if failed:
             return None

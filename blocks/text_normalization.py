@@ -162,7 +162,7 @@ _SENTENCE_STARTERS = {
 
 # --- characters -----------------------------------------------------------------------------
 
-_CHARACTER_MAP = {
+_CHARACTER_MAP: dict[str, str | int | None] = {
     # Typographic quotes to the two plain ones.
     **dict.fromkeys("“”„‟«»″〝〞＂", '"'),
     **dict.fromkeys("‘’‚‛′`´", "'"),
@@ -655,7 +655,7 @@ def _period_ends_sentence(paragraph: str, m: re.Match[str]) -> bool:
     if len(marks) > 1:  # an ellipsis written as dots is a pause; "?." is an end
         return not set(marks) <= {"."}
     before = paragraph[: m.start()]
-    word = re.search(r"([\w.]*)$", before).group(1).lower()
+    word = re.search(r"([\w.]*)$", before).group(1).lower()  # type: ignore[union-attr]  # "" at least
     if word in _NON_FINAL_WORDS or word + "." in _INLINE:
         return False
     if re.search(r"(?:^|[\s(\"'])[A-Z]$", before):

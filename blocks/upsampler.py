@@ -100,7 +100,7 @@ class Upsampler(StreamableBlock):
         counts = torch.tensor(self.symbol_frames(features), dtype=torch.long)
         frames = torch.repeat_interleave(encodings, counts, dim=0)
         if self.config.prior is not None:
-            frames = self._sample(frames, features)
+            frames = self._sample(frames, features, self.config.prior)
         total = frames.shape[0]
         start = 0
         size = self.config.first_chunk_frames or self.config.chunk_frames
@@ -109,12 +109,11 @@ class Upsampler(StreamableBlock):
             yield Chunk(frames[start:end], start=start, is_last=end == total)
             start, size = end, self._next_size(size)
 
-    def _sample(self, frames, features: Features):
+    def _sample(self, frames, features: Features, prior: Prior):
         """The whole sentence's frames from the prior at once, so chunks cannot change them."""
         import torch
         from voicestack.blocks.noise import standard_normal
 
-        prior = self.config.prior
         carried = frames[:, frames.shape[-1] - prior.carry :]
         mean, log_std = frames[:, : frames.shape[-1] - prior.carry].chunk(2, dim=-1)
         noise = standard_normal(features, "prior", mean.shape)

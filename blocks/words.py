@@ -68,17 +68,18 @@ def read_as(
     else:
         sizes = [end - first for first, end in spoken]
         counts = _closest(sizes, [sum(a) for a in alone])
-    ranges, at = [], 0
+    ranges: list[tuple[int, int] | None] = []
+    at = 0
     for count in counts:
         if count:
             ranges.append((spoken[at][0], spoken[at + count - 1][1]))
         else:
             ranges.append(None)
         at += count
-    ranges = _shared(ranges, [max(sum(a), 1) for a in alone])
+    shared = _shared(ranges, [max(sum(a), 1) for a in alone])
     return [
         Word(text, start, end, first, last)
-        for (text, start, end), (first, last) in zip(written, ranges, strict=True)
+        for (text, start, end), (first, last) in zip(written, shared, strict=True)
     ]
 
 

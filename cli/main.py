@@ -64,7 +64,7 @@ def _output_format(output: str, given: str | None) -> str:
 def cmd_synth(args: argparse.Namespace) -> int:
     import os
 
-    from voicestack.cli.synth import Audio, Progress, Spoken, local_events, service_events
+    from voicestack.cli.synth import Progress, local_events, service_events, write_audio
 
     fmt = _output_format(args.output, args.format)  # before any work: a bad name fails at once
     text = _text(args)
@@ -78,32 +78,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
     else:
         voice = _local_voice(args)
         rate, events = voice.sample_rate, local_events(voice, text, args.seed, speaker, args.speed)
-    progress = Progress(len(text), rate)
-    words: list[dict] = []
-
-    def audio():
-        for event in events:
-            if isinstance(event, Audio):
-                progress.audio(event.samples.shape[0])
-                yield event.samples
-            elif isinstance(event, Spoken):
-                progress.spoken(event.characters)
-            else:
-                words.append({k: v for k, v in event.items() if k != "type"})
-
-    complete = False
-    try:
-        first, chunks, samples = _write_stream(Path(args.output), fmt, rate, audio(), t0)
-        complete = True
-    finally:
-        progress.close(complete)
+    written = write_audio(Path(args.output), fmt, rate, events, Progress(len(text), rate), t0)
     if args.words:
-        Path(args.words).write_text(json.dumps(words, indent=1, ensure_ascii=False) + "\n")
+        Path(args.words).write_text(json.dumps(written.words, indent=1, ensure_ascii=False) + "\n")
     total = time.perf_counter() - t0
-    seconds = samples / rate
+    seconds = written.samples / rate
     print(
-        f"{args.output}: {seconds:.2f} s of audio in {chunks} chunks; first chunk after "
-        f"{first * 1000:.0f} ms, all in {total * 1000:.0f} ms (real-time factor {total / seconds:.3f})",
+        f"{args.output}: {seconds:.2f} s of audio in {written.chunks} chunks; first chunk after "
+        f"{written.first_s * 1000:.0f} ms, all in {total * 1000:.0f} ms (real-time factor {total / seconds:.3f})",
         file=sys.stderr,
     )
     return 0
@@ -131,34 +113,6 @@ def _local_voice(args: argparse.Namespace):
     )
     placement = load_placement(args.placement) if args.placement else None
     return build_voice(load_addon(path), placement)
-
-
-def _write_stream(path: Path, fmt: str, rate: int, chunks, t0: float) -> tuple[float, int, int]:
-    """Write each chunk to `path` as it comes, in `fmt`, with the encoder the HTTP API streams
-    with (serve_app/formats.py); (seconds to the first chunk, chunks, samples). A WAV file's
-    header is rewritten at the end with its exact sizes (where the file can seek). A stream
-    that fails part way leaves no file behind."""
-    from voicestack.serve_app.formats import StreamEncoder, wav_header
-
-    encoder = StreamEncoder(fmt, rate)
-    first, count, samples = 0.0, 0, 0
-    try:
-        with path.open("wb") as out:
-            out.write(encoder.start())
-            for audio in chunks:
-                if count == 0:
-                    first = time.perf_counter() - t0
-                out.write(encoder.audio(audio, samples))
-                count, samples = count + 1, samples + audio.shape[0]
-            out.write(encoder.end({"samples": samples, "chunks": count}))
-            if fmt == "wav" and out.seekable():
-                out.seek(0)
-                out.write(wav_header(rate, data_bytes=2 * samples))
-    except BaseException:
-        if path.is_file() and not path.is_symlink():  # never /dev/stdout
-            path.unlink()
-        raise
-    return first, count, samples
 
 
 def _speaker(given: str | None) -> str | int | None:
@@ -198,27 +152,20 @@ DEMO_TEXT = "Hello there. This is a streaming demo, made one chunk at a time."
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Stream a short text through every installed voice with the local runtime."""
-    import numpy as np
     from voicestack.addons.loader import load_addon
     from voicestack.addons.search_path import find_voices
-    from voicestack.runtime.local import synthesize_stream
+    from voicestack.cli.synth import ChunkLog, local_events, write_audio
     from voicestack.runtime.voice import build_voice
-    from voicestack.runtime.wav import write_wav
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for entry in find_voices():
         voice = build_voice(load_addon(entry.path))
+        rate, path = voice.sample_rate, out / f"{entry.name}.wav"
         t0 = time.perf_counter()
-        audio = []
-        for i, chunk in enumerate(synthesize_stream(voice, args.text)):
-            audio.append(chunk.core[:, 0].numpy())
-            ms = (time.perf_counter() - t0) * 1000
-            print(
-                f"{entry.name}: chunk {i} ({chunk.length / voice.sample_rate * 1000:.0f} ms of audio) at {ms:.0f} ms"
-            )
-        write_wav(out / f"{entry.name}.wav", np.concatenate(audio), voice.sample_rate)
-        print(f"{entry.name}: wrote {out / (entry.name + '.wav')}")
+        events = local_events(voice, args.text, None, None, 1.0)
+        write_audio(path, "wav", rate, events, ChunkLog(entry.name, rate, t0), t0)
+        print(f"{entry.name}: wrote {path}")
     return 0
 
 

@@ -6,7 +6,8 @@ a pipe.
 Both sources give the same events: audio samples, each word with its span in the text (where
 the voice reports words), and how far into the text the speech is: a sentence at a time in
 process, a word's start from a service (which says where words are, not how many sentences
-there are).
+there are). `write_audio` is the one loop that turns those events into a file, for `synth`
+and `demo` alike.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+from voicestack.runtime.pcm import PCM16_SCALE
 
 
 @dataclass
@@ -83,7 +87,7 @@ def service_events(
                     kind = message.get("type")
                     if kind == "audio":
                         pcm = np.frombuffer(message["pcm16"], dtype="<i2")
-                        yield Audio(pcm.astype(np.float32) / 32767)
+                        yield Audio(pcm.astype(np.float32) / PCM16_SCALE)
                     elif kind == "word":
                         if message.get("text_start") is not None:
                             yield Spoken(message["text_start"])
@@ -131,3 +135,92 @@ class Progress:
             if complete:
                 self.bar.update(self.bar.total - self.bar.n)
             self.bar.close()
+
+
+class Watcher(Protocol):
+    """What `write_audio` tells as it writes: `Progress` on a terminal, `ChunkLog` for the demo."""
+
+    def audio(self, samples: int) -> None: ...
+
+    def spoken(self, characters: int) -> None: ...
+
+    def close(self, complete: bool) -> None: ...
+
+
+class ChunkLog:
+    """`voicestack demo`'s lines: when each chunk arrived and how much audio it holds."""
+
+    def __init__(self, name: str, rate: int, t0: float, stream=None):
+        self.name, self.rate, self.t0 = name, rate, t0
+        self.stream = stream or sys.stdout
+        self.chunks = 0
+
+    def audio(self, samples: int) -> None:
+        ms = (time.perf_counter() - self.t0) * 1000
+        print(
+            f"{self.name}: chunk {self.chunks} ({samples / self.rate * 1000:.0f} ms of audio) "
+            f"at {ms:.0f} ms",
+            file=self.stream,
+        )
+        self.chunks += 1
+
+    def spoken(self, characters: int) -> None:
+        pass
+
+    def close(self, complete: bool) -> None:
+        pass
+
+
+@dataclass
+class Written:
+    first_s: float  # from t0 to the first chunk
+    chunks: int
+    samples: int
+    words: list[dict] = field(default_factory=list)
+
+
+def write_audio(
+    path: Path,
+    fmt: str,
+    rate: int,
+    events: Iterable[Audio | Spoken | dict],
+    watcher: Watcher,
+    t0: float,
+) -> Written:
+    """Write the events' audio to `path` as it comes, in `fmt`, with the encoder the HTTP API
+    streams with (serve_app/formats.py), telling `watcher` of each chunk and of the progress;
+    the words are collected. A WAV file's header is rewritten at the end with its exact sizes
+    (where the file can seek). A stream that fails part way leaves no file behind."""
+    from voicestack.serve_app.formats import StreamEncoder, wav_header
+
+    encoder = StreamEncoder(fmt, rate)
+    written = Written(0.0, 0, 0)
+    complete = False
+    try:
+        with path.open("wb") as out:
+            out.write(encoder.start())
+            for event in events:
+                if isinstance(event, Spoken):
+                    watcher.spoken(event.characters)
+                    continue
+                if not isinstance(event, Audio):
+                    written.words.append({k: v for k, v in event.items() if k != "type"})
+                    continue
+                if written.chunks == 0:
+                    written.first_s = time.perf_counter() - t0
+                watcher.audio(event.samples.shape[0])
+                out.write(encoder.audio(event.samples, written.samples))
+                written.chunks += 1
+                written.samples += event.samples.shape[0]
+            out.write(encoder.end({"samples": written.samples, "chunks": written.chunks}))
+            if fmt == "wav" and out.seekable():
+                out.seek(0)
+                out.write(wav_header(rate, data_bytes=2 * written.samples))
+        complete = True
+    except BaseException:
+        if path.is_file() and not path.is_symlink():  # never /dev/stdout
+            path.unlink()
+        raise
+    finally:
+        watcher.close(complete)
+    return written

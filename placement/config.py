@@ -163,14 +163,12 @@ def load_placement(path: str) -> Placement:
 
 def parse_placement(data: Any, source: str = "placement") -> Placement:
     from pydantic import ValidationError
-    from voicestack.blocks.errors import ConfigError, Problem
+    from voicestack.blocks.errors import ConfigError, Problem, validation_problems
 
     try:
         return Placement.model_validate(data or {})
     except ValidationError as e:
+        problems = validation_problems(e)
         raise ConfigError(
-            [
-                Problem(f"{source}: " + ".".join(str(p) for p in err["loc"]), err["msg"])
-                for err in e.errors()
-            ]
+            [Problem(f"{source}: {p.key}" if p.key else source, p.message) for p in problems]
         ) from e

@@ -8,7 +8,7 @@ so the first audio does not wait for the rest of the text.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import numpy as np
 from voicestack.blocks.chunk import Chunk
@@ -22,7 +22,7 @@ def synthesize_stream(
     *,
     speaker: str | int | None = None,
     speed: float = 1.0,
-) -> Iterator[Chunk]:
+) -> Generator[Chunk, None, None]:
     """Audio chunks for `text`, in order: (samples, 1) float32 cores, `start` in samples from
     the start of their sentence, `is_last` on each sentence's last chunk.
 
@@ -74,9 +74,10 @@ def synthesize_events(
         spoken = True
         features = run_sequence(voice.plan.sequence, features)
         offset_s = made / voice.sample_rate
-        where = functools.partial(spans.span, index) if spans is not None else None
+        where = functools.partial(spans.span, index) if spans is not None else _no_span
         if timed:
             frames = source.symbol_frames(features)
+            assert frames is not None  # a source that times symbols answers
             yield from timed_words(
                 features["words"], frames, seconds_per_frame, offset_s, where, text
             )
@@ -107,3 +108,8 @@ def synthesize(
     """The whole waveform for `text`: float32, mono, at `voice.sample_rate`."""
     chunks = synthesize_stream(voice, text, seed, speaker=speaker, speed=speed)
     return np.concatenate([c.core[:, 0].numpy() for c in chunks]).astype(np.float32)
+
+
+def _no_span(index: int) -> None:
+    """Where a sentence's word is in the text, when words are not asked for: never read."""
+    return None

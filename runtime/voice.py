@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from voicestack.blocks.base import BuildEnv
+from voicestack.blocks.base import Block, BuildEnv
 from voicestack.blocks.errors import Problem, StackError
 from voicestack.blocks.registry import REGISTRY, BlockRegistry
 
@@ -102,7 +102,8 @@ def build_voice(
     merged = addon.placement.overridden_by(placement) if placement is not None else addon.placement
     env = BuildEnv(addon, merged)
     problems: list[Problem] = []
-    frontend = stack = None
+    frontend: Block | None = None
+    stack: StreamableStack | None = None
     try:
         frontend = registry.build(addon.config.frontend, "frontend", env)
         if not isinstance(frontend, SequenceBlock) or "text" not in frontend.inputs:
@@ -115,8 +116,9 @@ def build_voice(
     except StackError as e:
         problems += e.problems
     try:
-        stack = registry.build({"type": "StreamableStack", "stack": addon.config.stack}, "", env)
-        assert isinstance(stack, StreamableStack)
+        built = registry.build({"type": "StreamableStack", "stack": addon.config.stack}, "", env)
+        assert isinstance(built, StreamableStack)
+        stack = built
     except StackError as e:
         problems += [Problem(p.key.lstrip("."), p.message) for p in e.problems]
     if frontend is not None and stack is not None and not problems:

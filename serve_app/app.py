@@ -151,8 +151,8 @@ def deployments_of(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 #: Requests a replica takes at once, by kind. Leaf replicas take whatever is sent to them and
 #: queue it themselves (their thread pool, their batcher): a handle whose replicas are all at
-#: this limit retries with a growing backoff, which left the CPU idle half the time with 16
-#: streams of the reference voice (RTFX 6.5 -> 9.6 when raised). How many streams a voice takes
+#: this limit retries with a growing backoff, which left the CPU idle with many streams (figures
+#: in docs/benchmarks.md, "where a second of audio's CPU goes"). How many streams a voice takes
 #: is decided once, at its composer (`streams` in the placement: admission).
 MAX_ONGOING = {"sequence": 1024, "source": 1024, "chunk": 1024}
 #: Composer requests beyond its streams: describe and the like, which must not wait for a slot.
@@ -287,6 +287,7 @@ def group_app(args: dict[str, Any]):
         raise ConfigError(
             [Problem(f"group {group!r}", f"no voice places a {block_type} block in this group")]
         )
+    assert kind is not None and options is not None  # set with the first leaf
     if args.get("check_resources", True):
         check_resources(f"group {group}", requirements)
     return serve.deployment(_server(kind), **options).bind(leaves)

@@ -86,6 +86,7 @@ class Batcher:
         future = loop.create_future()
         entry = _Entry(priority, next(self._seq), item, future, loop.time())
         heapq.heappush(self._heap, entry)
+        assert self._arrived is not None  # made with the task, above
         self._arrived.set()
         return await future
 

@@ -19,8 +19,8 @@ The choices, for speech (a mono TTS voice, typically at 16 to 24 kHz):
     for fullband speech. Opus only takes 8, 12, 16, 24 or 48 kHz, so a 22.05 kHz voice is
     resampled to 24 kHz. Ogg pages are cut every 100 ms of audio instead of FFmpeg's
     default second: a page header costs ~30 bytes, ~7% at this rate, and the muxer holds
-    back its newest page (to mark the end of the stream), so about a quarter second of
-    audio waits for the next chunk (measured: the first bytes after 240 ms of input).
+    back its newest page (to mark the end of the stream), so some audio waits for the next
+    chunk (docs/benchmarks.md, "start-up" gives how long).
 ``aac``
     FFmpeg's AAC-LC encoder in ADTS frames (each frame carries its own header, so a
     stream can be played from any point), 64 kbit/s: FFmpeg's own encoder needs more bits

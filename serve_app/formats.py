@@ -21,8 +21,9 @@ response body streams:
     says which codec, bitrate and rate each uses). Like ``wav`` and ``pcm`` they cannot tell
     of a failure mid-stream.
 
-Only numpy and msgpack are needed here; tensors are converted to numpy by the caller, and
-PyAV, for the compressed formats, is imported when such a stream starts.
+Only numpy and msgpack are needed here; samples become PCM16 in runtime/pcm.py (the one
+conversion for every output), tensors are converted to numpy by the caller, and PyAV, for the
+compressed formats, is imported when such a stream starts.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 
 import msgpack
 import numpy as np
+from voicestack.runtime.pcm import pcm16  # the one float -> PCM16 conversion
 
 #: Formats encoded by a codec (serve_app/compressed.py), not written out sample by sample.
 COMPRESSED: tuple[str, ...] = ("mp3", "opus", "aac", "flac")
@@ -52,7 +54,6 @@ UNKNOWN_SIZE = 0xFFFFFFFF
 _CHANNELS = 1
 _SAMPLE_WIDTH = 2  # bytes per sample: PCM16
 _HEADER_BYTES = 44
-_PCM_SCALE = 32767.0
 
 __all__ = [
     "COMPRESSED",
@@ -96,20 +97,6 @@ def media_type(fmt: str, sample_rate: int) -> str:
         rate = _check_sample_rate(sample_rate)
         return f"{MEDIA_TYPES['pcm']};rate={rate};channels={_CHANNELS};format=s16le"
     return MEDIA_TYPES[fmt]
-
-
-def pcm16(audio: np.ndarray) -> bytes:
-    """Float mono samples in [-1, 1] as little-endian signed 16-bit PCM bytes.
-
-    Values outside [-1, 1] are clipped, NaN becomes silence, and each sample is scaled by
-    32767 and rounded to the nearest integer (so the round trip error is at most 0.5/32767).
-    """
-    samples = np.asarray(audio, dtype=np.float32)
-    if samples.ndim != 1:
-        raise ValueError(f"expected mono audio of shape (samples,), got shape {samples.shape}")
-    samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
-    scaled = np.rint(np.clip(samples, -1.0, 1.0) * _PCM_SCALE)
-    return scaled.astype("<i2").tobytes()
 
 
 def wav_header(sample_rate: int, data_bytes: int | None = None) -> bytes:

@@ -17,9 +17,9 @@ from typing import Any
 #: answer its first readiness check, counted from when the proxy's process is asked for, not from
 #: when it runs; three misses in a row and it kills the proxy and starts another, and the
 #: `serve.start` waiting on the first one fails with ActorDiedError. A proxy is a fresh Python
-#: process that imports Ray Serve and starts uvicorn: 1 to 2 s on an idle 2-core machine, 12 to
-#: 18 s beside two CPU-bound processes (measured), and more the busier the machine. Two minutes: a
-#: proxy that is merely slow is waited for; one that fails still fails the fixture, loudly.
+#: process that imports Ray Serve and starts uvicorn: seconds on an idle machine, several times
+#: that on a busy one (docs/benchmarks.md, "start-up"). Two minutes: a proxy that is merely slow
+#: is waited for; one that fails still fails the fixture, loudly.
 PROXY_READY_CHECK_TIMEOUT_S = 120
 SERVE_CONTROLLER_ENV = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": str(PROXY_READY_CHECK_TIMEOUT_S)}
 
@@ -52,9 +52,9 @@ def start_serve(
 
 
 #: Deploying the two test voices starts ten replicas, each a process that imports torch, and
-#: builds each app in a task that imports it too: 36 s on an idle 2-core machine, 216 s beside
-#: two CPU-bound processes (measured). A failed deployment is reported at once (DEPLOY_FAILED);
-#: this bound only ends a deployment that hangs.
+#: builds each app in a task that imports it too: well under a minute on an idle machine, minutes
+#: on a busy one (docs/benchmarks.md, "start-up"). A failed deployment is reported at once
+#: (DEPLOY_FAILED); this bound only ends a deployment that hangs.
 DEPLOY_TIMEOUT_S = 600
 
 

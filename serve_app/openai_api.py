@@ -44,6 +44,7 @@ from typing import Any, Literal
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from voicestack.blocks.errors import validation_problems
 from voicestack.blocks.request import MAX_SPEED, MIN_SPEED
 
 #: OpenAI's built-in voices (its API reference lists marin and cedar besides the eleven of
@@ -209,7 +210,8 @@ def default_voice(running: Iterable[str], starting: Iterable[str] = ()) -> str |
     running, starting = sorted(running), sorted(starting)
     if DEFAULT_VOICE in running or DEFAULT_VOICE in starting:
         return DEFAULT_VOICE
-    return (running or starting or [None])[0]
+    names = running or starting
+    return names[0] if names else None
 
 
 class VoiceError(ValueError):
@@ -305,14 +307,13 @@ _CODES = {
 def validation_error(errors: Iterable[Mapping[str, Any]]) -> JSONResponse:
     """A request that does not fit the schema (FastAPI's RequestValidationError), as OpenAI
     answers one: 400, naming the first field that is wrong."""
-    problems = []
-    for err in errors:
-        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
-        problems.append((loc[0] if loc else None, ".".join(loc), err))
-    if not problems:
+    errors = list(errors)
+    if not errors:
         return error_response(400, "the request is not valid")
-    message = "; ".join(f"{key}: {err['msg']}" if key else err["msg"] for _, key, err in problems)
-    param, _, first = problems[0]
+    message = "; ".join(str(p) for p in validation_problems(errors, request=True))
+    first = errors[0]
+    loc = list(first.get("loc", ()))[1:]  # after FastAPI's "body"
+    param = str(loc[0]) if loc else None
     code = _CODES.get(first.get("type", ""), "invalid_value")
     if first.get("type") == "json_invalid":
         param, code = None, "invalid_json"

@@ -29,6 +29,7 @@ import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from voicestack.blocks.errors import validation_problems
 from voicestack.blocks.request import MAX_SPEED, MIN_SPEED, RequestOptions, new_seed
 from voicestack.serve_app.formats import FORMATS, StreamEncoder, resampler
 
@@ -115,9 +116,7 @@ def _config(message: Any) -> StreamConfig:
 
 
 def _problem(error: ValidationError) -> str:
-    first = error.errors()[0]
-    key = ".".join(str(p) for p in first["loc"])
-    return f"{key}: {first['msg']}" if key else first["msg"]
+    return "; ".join(str(p) for p in validation_problems(error))
 
 
 class _Disconnected(Exception):

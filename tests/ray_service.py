@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+from voicestack.runtime.pcm import pcm16 as runtime_pcm16
 from voicestack.serve_app.launch import (  # noqa: F401  (the tests' names for them)
     DEPLOY_TIMEOUT_S,
     PROXY_READY_CHECK_TIMEOUT_S,
@@ -93,4 +94,5 @@ def wav_samples(body: bytes) -> tuple[int, np.ndarray]:
 
 
 def pcm16(audio: np.ndarray) -> np.ndarray:
-    return np.rint(np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    """The int16 samples the service sends for float `audio` (its one conversion)."""
+    return np.frombuffer(runtime_pcm16(audio), dtype="<i2")

@@ -193,3 +193,23 @@ def test_the_progress_bar_counts_characters_audio_and_real_time_factor_on_a_term
     shown = screen.getvalue()
     assert "100/100" in shown and "2.5 s audio" in shown and "RTF" in shown
     assert Progress(100, rate=1000, stream=io.StringIO()).bar is None  # not a terminal
+
+
+def test_the_demo_writes_each_voice_with_the_synth_loop_and_logs_each_chunk(
+    duration_addon, tmp_path
+):
+    """`voicestack demo`'s loop for one voice: the same `write_audio` as `synth`, with a line
+    per chunk instead of a bar."""
+    from voicestack.cli.synth import ChunkLog, local_events, write_audio
+    from voicestack.runtime.voice import build_voice
+
+    voice = build_voice(duration_addon)
+    log, path = io.StringIO(), tmp_path / "demo.wav"
+    events = local_events(voice, "Hello there. Bye.", None, None, 1.0)
+    written = write_audio(
+        path, "wav", voice.sample_rate, events, ChunkLog("v", 22050, 0.0, log), 0.0
+    )
+    lines = log.getvalue().splitlines()
+    assert len(lines) == written.chunks >= 2 and lines[0].startswith("v: chunk 0 (")
+    with wave.open(str(path)) as w:
+        assert w.getnframes() == written.samples

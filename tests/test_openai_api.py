@@ -228,7 +228,7 @@ def test_instructions_are_accepted_and_said_to_be_ignored(client):
 GOOD = {"model": "tts-1", "voice": "alloy", "input": TEXT, "response_format": "wav"}
 #: (what changes in a good request, the param the error names, words its message has)
 BAD = [
-    ({"volume": 2}, "volume", ["volume", "Extra inputs"]),
+    ({"volume": 2}, "volume", ["volume: unknown key"]),
     ({"input": "x" * (MAX_INPUT + 1)}, "input", [f"at most {MAX_INPUT}"]),
     ({"input": ""}, "input", ["input"]),
     ({"speed": 4.5}, "speed", ["speed"]),

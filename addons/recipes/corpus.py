@@ -433,7 +433,7 @@ def align(symbols: list[str], events: list[PhonemeEvent], samples: int) -> Align
     for j, e in enumerate(events):
         end = events[j + 1].sample if j + 1 < len(events) else samples
         start = 0 if j == 0 else e.sample
-        length[owner[j]] += max(0, min(end, samples) - min(start, samples))
+        length[owner[j]] += max(0, min(end, samples) - min(start, samples))  # type: ignore[index]  # every event has its owner by now
     if not events:
         length[phonemes[0]] = samples
     # Owners are in symbol order, so cumulative sample boundaries are monotone; round them to
@@ -565,9 +565,8 @@ def build_corpus(
                 texts[split], voice, keep_audio=split == "heldout", progress=key
             )
             torch.save({"utterances": [u.__dict__ for u in utterances]}, file)
-            stats["utterances"] = len(utterances)
-            stats["seconds"] = round(time.perf_counter() - started, 1)
-            meta["splits"][key] = stats
+            seconds = round(time.perf_counter() - started, 1)
+            meta["splits"][key] = {**stats, "utterances": len(utterances), "seconds": seconds}
             meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     return meta
 

@@ -119,7 +119,9 @@ class Decoder(nn.Module):
 def _batches(utterances: list, frames_per_batch: int, rng: random.Random) -> list[list[int]]:
     """Index lists of utterances of similar length, about `frames_per_batch` frames each."""
     order = sorted(range(len(utterances)), key=lambda i: utterances[i].mel.shape[0])
-    batches, current, longest = [], [], 0
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
     for i in order:
         longest = max(longest, utterances[i].mel.shape[0])
         if current and longest * (len(current) + 1) > frames_per_batch:

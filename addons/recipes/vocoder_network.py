@@ -123,10 +123,13 @@ class InverseSTFT(nn.Module):
         """(B, T, overlap, hop) -> (B, T * hop): segment s of frame t lands in block t + s - half,
         where block b holds samples b*hop .. (b+1)*hop - 1; blocks outside 0 .. T-1 are dropped."""
         frames = segments.shape[1]
-        total = None
-        for s in range(self.overlap):
-            shifted = torch.nn.functional.pad(segments[:, :, s], (0, 0, s, self.overlap - 1 - s))
-            total = shifted if total is None else total + shifted
+        shifted = [
+            torch.nn.functional.pad(segments[:, :, s], (0, 0, s, self.overlap - 1 - s))
+            for s in range(self.overlap)
+        ]
+        total = shifted[0]
+        for more in shifted[1:]:
+            total = total + more
         half = self.overlap // 2
         return total[:, half : half + frames].reshape(segments.shape[0], -1)
 
