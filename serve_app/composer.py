@@ -30,6 +30,7 @@ from voicestack.blocks.request import RequestOptions, VoiceRequest
 from voicestack.blocks.words import AlignedWords, TextSpans
 from voicestack.serve_app import metrics
 from voicestack.serve_app.admission import Admission, Overloaded
+from voicestack.serve_app.retry import RETRY_DELAYS_S, lost_work
 
 logger = logging.getLogger("voicestack.serve")
 
@@ -251,7 +252,7 @@ class Composer:
         index = 0
         while prepared is not None:
             try:
-                index, features, written = await prepared
+                index, features, written, frontend = await prepared
             except ValueError as e:
                 yield _error(400, str(e))
                 return
@@ -276,7 +277,7 @@ class Composer:
             # An attention voice's words come with its chunks, each once its end is made.
             align: Any = None
             try:
-                async for audio, mel in self._sentence(features, with_mel, playback):
+                async for audio, mel in self._made_again(features, frontend, with_mel, playback):
                     if following is None:
                         following = asyncio.create_task(
                             self._prepare(sentences, index + 1, request)
@@ -380,11 +381,48 @@ class Composer:
                 index += 1
                 continue
             features.update(request.features(index))
-            response: Any = features
-            for leaf in self.voice["sequence_leaves"]:
-                response = self.handles[leaf["key"]].remote(self.name, response)
-            return index, response, features["words"]
-        return index, None, None
+            return index, self._encoded(features), features["words"], features
+        return index, None, None, None
+
+    def _encoded(self, features: dict[str, Any]) -> Any:
+        """A response holding `features` through the sequence deployments (not awaited)."""
+        response: Any = features
+        for leaf in self.voice["sequence_leaves"]:
+            response = self.handles[leaf["key"]].remote(self.name, response)
+        return response
+
+    async def _made_again(
+        self, features: Any, frontend: dict[str, Any], with_mel: bool, playback: Playback
+    ) -> AsyncIterator[tuple[Any, Any]]:
+        """`_sentence`, made again from its front end's features when a replica dies under it:
+        blocks are pure and a request's noise is seeded, so the sentence's chunks come again
+        as they were, and those the client already has are skipped. A stream that loses work
+        thus completes whole; after the last try the error is raised (the stream says it
+        failed)."""
+        sent = 0
+        for delay in (*RETRY_DELAYS_S, None):
+            made = 0
+            try:
+                async for item in self._sentence(features, with_mel, playback):
+                    made += 1
+                    if made > sent:
+                        sent = made
+                        yield item
+                return
+            except Exception as e:
+                if delay is None or not lost_work(e):
+                    raise
+                metrics.retried(self.name)
+                logger.warning(
+                    "voice %s: a replica died under a sentence (%s chunks sent); made again "
+                    "in %.1f s: %s",
+                    self.name,
+                    sent,
+                    delay,
+                    type(e).__name__,
+                )
+                await asyncio.sleep(delay)
+                features = self._encoded(dict(frontend))
 
     async def _sentence(
         self, features: Any, with_mel: bool, playback: Playback

@@ -35,6 +35,7 @@ from voicestack.serve_app.app import VOICE_APP_PREFIX
 from voicestack.serve_app.auth import load_api_keys, refusal
 from voicestack.serve_app.formats import FORMATS, StreamEncoder, resampler
 from voicestack.serve_app.openai_api import SpeechRequest
+from voicestack.serve_app.retry import RETRY_DELAYS_S, lost_work
 
 logger = logging.getLogger("voicestack.serve")
 
@@ -340,11 +341,32 @@ class Ingress:
     ) -> tuple[Any, dict]:
         """The voice's stream and its first message, audio; raises Refusal when the voice
         refuses the request (a 4xx naming the problem) or is at capacity (503, Retry-After)."""
-        stream = handle.options(stream=True).synthesize.remote(text, with_mel, options)
-        try:
-            first = await stream.__anext__()
-        except StopAsyncIteration:
-            raise Refusal(500, "the voice ended the stream without audio") from None
+        for delay in (*RETRY_DELAYS_S, None):
+            stream = handle.options(stream=True).synthesize.remote(text, with_mel, options)
+            try:
+                first = await stream.__anext__()
+                break
+            except StopAsyncIteration:
+                raise Refusal(500, "the voice ended the stream without audio") from None
+            except Exception as e:
+                # A composer that died before any audio left: the client has nothing yet, so
+                # the request goes again to another (or the restarted) replica, unseen.
+                lost = lost_work(e)
+                if delay is not None and lost:
+                    logger.warning("voice stream lost before its audio (%s); sent again", e)
+                    await asyncio.sleep(delay)
+                    continue
+                logger.exception("voice stream failed before its audio")
+                if lost:
+                    raise Refusal(
+                        503,
+                        "the voice's replicas kept failing; try again shortly",
+                        code="voice_unavailable",
+                        headers={"Retry-After": "2"},
+                    ) from e
+                raise Refusal(
+                    500, f"synthesis failed: {type(e).__name__}", code="synthesis_failed"
+                ) from e
         if first["type"] == "error":
             stream.cancel()
             if "retry_after_s" in first:  # the voice is at capacity: shed, never hang

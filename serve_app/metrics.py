@@ -99,6 +99,11 @@ def _metrics() -> SimpleNamespace:
         characters=Counter(
             PREFIX + "characters", "Characters of request text admitted (given a slot).", voice
         ),
+        retried=Counter(
+            PREFIX + "sentences_retried",
+            "Sentences made again because a replica died under them (the stream went on).",
+            voice,
+        ),
     )
 
 
@@ -161,6 +166,11 @@ class Stream:
             return
         self.over = True
         _metrics().requests.inc(1, {**self.tags, "status": str(status)})
+
+
+def retried(voice: str) -> None:
+    """A sentence of `voice` is made again: a replica died under it."""
+    _metrics().retried.inc(1, {"voice": voice})
 
 
 def streams(voice: str) -> Callable[[int, int], None]:

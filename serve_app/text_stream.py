@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from voicestack.blocks.errors import validation_problems
 from voicestack.blocks.request import MAX_SPEED, MIN_SPEED, RequestOptions, new_seed
 from voicestack.serve_app.formats import FORMATS, StreamEncoder, resampler
+from voicestack.serve_app.retry import RETRY_DELAYS_S, lost_work
 
 logger = logging.getLogger("voicestack.serve")
 
@@ -132,6 +133,8 @@ class _Session:
         self.resample = resampler(self.native, rate)
         self.seed = config.seed if config.seed is not None else new_seed()
         self.ready: asyncio.Queue[str | None] = asyncio.Queue()
+        self.sent = 0  # samples (native) sent so far
+        self.delivered = 0  # audio and word messages sent so far
 
     async def read(self, speaking: asyncio.Task) -> None:
         """Take text pieces until the flush; hand on each run of whole sentences."""
@@ -174,42 +177,61 @@ class _Session:
     async def speak(self) -> None:
         """Each run of sentences as one request continuing the one before, into one stream."""
         await self._send(self.encoder.start())
-        sentence, consumed, sent = 0, 0, 0  # sentences, characters, samples (native) so far
+        sentence, consumed = 0, 0  # sentences, characters so far
         while (text := await self.ready.get()) is not None:
             options = RequestOptions(
                 self.seed, self.config.speaker, self.config.speed, first_sentence=sentence
             )
-            stream = self.handle.options(stream=True).synthesize.remote(text, False, options)
-            start_s = sent / self.native
-            try:
-                async for message in stream:
-                    kind = message["type"]
-                    if kind == "audio":
-                        samples = message["samples"]
-                        sent += samples.shape[0]
-                        if self.resample is not None:
-                            samples = self.resample(samples)
-                        await self._send(self.encoder.audio(samples, 0))
-                    elif kind == "word":
-                        shifted = _shifted(message, start_s, consumed, sentence)
-                        await self.socket.send_json(shifted)
-                    elif kind == "end":
-                        sentence += message["sentences"]
-                    elif kind == "error":
-                        if message["status"] == 400 and message["message"].startswith(
-                            "nothing to say"
-                        ):  # as the whole text would: a run with nothing to say is skipped
-                            sentence += 1
-                            continue
-                        raise Refused(message["message"], message["status"])
-            finally:
-                stream.cancel()
+            start_s = self.sent / self.native
+            for delay in (*RETRY_DELAYS_S, None):
+                before = self.delivered
+                try:
+                    sentence = await self._run(text, options, start_s, consumed, sentence)
+                    break
+                except Exception as e:
+                    # A composer that died before this run's first audio: run it again, unseen.
+                    if delay is None or self.delivered != before or not lost_work(e):
+                        raise
+                    logger.warning("text stream: voice lost before its audio (%s); again", e)
+                    await asyncio.sleep(delay)
             consumed += len(text)
         if self.resample is not None:
             await self._send(self.encoder.audio(self.resample(None), 0))
         await self._send(self.encoder.end({}))
-        end = {"type": "end", "audio_s": round(sent / self.native, 4), "sentences": sentence}
+        end = {"type": "end", "audio_s": round(self.sent / self.native, 4), "sentences": sentence}
         await _close(self.socket, {**end, "seed": self.seed}, 1000)
+
+    async def _run(
+        self, text: str, options: RequestOptions, start_s: float, consumed: int, sentence: int
+    ) -> int:
+        """One run's audio and words into the stream; returns the sentences spoken so far."""
+        stream = self.handle.options(stream=True).synthesize.remote(text, False, options)
+        try:
+            async for message in stream:
+                kind = message["type"]
+                if kind == "audio":
+                    samples = message["samples"]
+                    self.sent += samples.shape[0]
+                    self.delivered += 1
+                    if self.resample is not None:
+                        samples = self.resample(samples)
+                    await self._send(self.encoder.audio(samples, 0))
+                elif kind == "word":
+                    self.delivered += 1
+                    shifted = _shifted(message, start_s, consumed, sentence)
+                    await self.socket.send_json(shifted)
+                elif kind == "end":
+                    sentence += message["sentences"]
+                elif kind == "error":
+                    if message["status"] == 400 and message["message"].startswith(
+                        "nothing to say"
+                    ):  # as the whole text would: a run with nothing to say is skipped
+                        sentence += 1
+                        continue
+                    raise Refused(message["message"], message["status"])
+        finally:
+            stream.cancel()
+        return sentence
 
     async def _send(self, data: bytes) -> None:
         if data:

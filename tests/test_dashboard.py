@@ -17,7 +17,7 @@ PANELS = [
     "Time to first audio (p50, p95)",
     "Real-time throughput: audio seconds made per second",
     "Streams playing and waiting; shed per second",
-    "Requests by status; 5xx ratio",
+    "Requests by status; 5xx ratio; sentences retried",
     "Bottleneck block: p95 queue wait and compute, chunks per call",
 ]
 #: What Ray's Prometheus export appends to a metric's name, by kind.
