@@ -47,7 +47,11 @@ def validation_problems(error: Any, under: str = "", *, request: bool = False) -
         loc = list(err.get("loc", ()))[1 if request else 0 :]
         path = key_path(loc)
         key = f"{under}.{path}" if under and path and not path.startswith("[") else under + path
-        problems.append(Problem(key, _WORDING.get(err.get("type", ""), err["msg"])))
+        kind = err.get("type", "")
+        if request and not key and kind == "missing":  # the request's whole body
+            problems.append(Problem("", "the request has no body: send a JSON object"))
+            continue
+        problems.append(Problem(key, _WORDING.get(kind, err["msg"])))
     return problems
 
 

@@ -137,7 +137,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from voicestack.addons.validator import validate_addon
+    from voicestack.runtime.validate import validate_addon
 
     problems = validate_addon(Path(args.path))
     for p in problems:
@@ -179,7 +179,7 @@ def cmd_build_test_voices(args: argparse.Namespace) -> int:
 
 def cmd_import_piper(args: argparse.Namespace) -> int:
     from voicestack.addons.piper_import import import_piper
-    from voicestack.addons.validator import validate_addon
+    from voicestack.runtime.validate import validate_addon
 
     out = import_piper(
         Path(args.model),

@@ -19,25 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from voicestack.blocks.errors import ConfigError, Problem
+from voicestack.serve_app.names import group_app_name
 
 logger = logging.getLogger("voicestack.serve")
 
-VOICE_APP_PREFIX = "voice-"
-GROUP_APP_PREFIX = "group-"
-INGRESS_APP = "voicestack"
 COMPOSER = "Composer"
 
 #: Serve options of the composer and the ingress: light async work on the host.
 LIGHT = {"num_cpus": 0.1}
-
-
-def voice_app_name(voice: str) -> str:
-    return VOICE_APP_PREFIX + voice
-
-
-def group_app_name(group: str, block_type: str) -> str:
-    """One application per group and block type: `group-universal-vocoder`."""
-    return f"{GROUP_APP_PREFIX}{group}-{block_type.lower()}"
 
 
 def resolve_addon(addon: str) -> Path:

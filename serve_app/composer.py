@@ -78,7 +78,8 @@ WARM_UP_TEXT = "Hello."
 
 
 class Composer:
-    async def __init__(self, voice: dict[str, Any], handles: dict[str, Any]):
+    async def __init__(self, voice: dict[str, Any], handles: dict[str, Any]):  # type: ignore[misc]
+        # (Serve awaits an async constructor: the warm-up runs before the replica is ready.)
         self._build(voice, handles)
         await self._warm_up()
 
@@ -97,7 +98,12 @@ class Composer:
         env = BuildEnv(
             load_addon(voice["addon_path"]), Placement.model_validate(voice["placement"])
         )
-        self.frontend = REGISTRY.build(voice["frontend"], "frontend", env)
+        from voicestack.blocks.frontend import TextFrontend
+
+        frontend = REGISTRY.build(voice["frontend"], "frontend", env)
+        if not isinstance(frontend, TextFrontend):
+            raise TypeError(f"voice {self.name!r}: its front end is not a TextFrontend")
+        self.frontend = frontend
         streams = env.placement.for_block("Composer", voice=self.name).streams
         self.admission = Admission(
             streams.max_active,
@@ -371,12 +377,14 @@ class Composer:
     async def _prepare(self, sentences: list[str], index: int, request: VoiceRequest):
         """Front end, then the sequence deployments, for the first speakable sentence from
         `index` on. Returns (its index, a response holding its features, the front end's
-        `words`), or (index, None, None)."""
+        `words`, the front end's features), or (index, None, None, None)."""
         from voicestack.blocks.frontend import NothingToSayError
 
         while index < len(sentences):
             try:
-                features = await asyncio.to_thread(self.frontend, {"text": sentences[index]})
+                features = dict(
+                    await asyncio.to_thread(self.frontend.__call__, {"text": sentences[index]})
+                )
             except NothingToSayError:
                 index += 1
                 continue
@@ -486,6 +494,7 @@ class Composer:
             while (item := inbox.get()) is not done:
                 yield item
 
+        assert self.tail is not None  # only called where the voice has later segments
         stream = stream_segments(self.tail, features, upstream())
         results: queue.Queue = queue.Queue()
 

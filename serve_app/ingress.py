@@ -29,11 +29,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
+from voicestack.blocks.errors import validation_problems
 from voicestack.blocks.request import MAX_SPEED, MIN_SPEED, RequestOptions
 from voicestack.serve_app import openai_api
-from voicestack.serve_app.app import VOICE_APP_PREFIX
 from voicestack.serve_app.auth import load_api_keys, refusal
 from voicestack.serve_app.formats import FORMATS, StreamEncoder, resampler
+from voicestack.serve_app.names import voice_app_name, voice_of
 from voicestack.serve_app.openai_api import SpeechRequest
 from voicestack.serve_app.retry import RETRY_DELAYS_S, lost_work
 
@@ -117,14 +118,14 @@ class SynthesizeRequest(BaseModel):
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     if openai_api.is_openai_path(request.url.path):
         return openai_api.validation_error(exc.errors())
-    problems = [
-        {"key": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]}
-        for err in exc.errors()
-    ]
-    message = "; ".join(
-        f"{p['key']}: {p['message']}" if p["key"] else p["message"] for p in problems
+    problems = validation_problems(exc, request=True)
+    return JSONResponse(
+        status_code=422,
+        content={
+            "error": "; ".join(str(p) for p in problems),
+            "problems": [{"key": p.key, "message": p.message} for p in problems],
+        },
     )
-    return JSONResponse(status_code=422, content={"error": message, "problems": problems})
 
 
 @api.exception_handler(StarletteHTTPException)
@@ -174,7 +175,9 @@ class StreamAborted(RuntimeError):
     incomplete response, never a complete-looking short file."""
 
 
-async def _body(stream: Any, first: dict, encoder: StreamEncoder, resample: Any):
+async def _body(
+    stream: Any, first: dict, encoder: StreamEncoder | openai_api.Captions, resample: Any
+):
     """The response body: bytes of each message as it arrives."""
     item = first
     produced = 0
@@ -244,26 +247,23 @@ class Ingress:
         async with self._lock:
             if refresh or time.monotonic() - self._read_at > VOICES_TTL_S:
                 status = await asyncio.to_thread(serve.status)
-                apps = {
-                    name[len(VOICE_APP_PREFIX) :]: app.status
+                by_voice = {
+                    voice: app
                     for name, app in status.applications.items()
-                    if name.startswith(VOICE_APP_PREFIX)
+                    if (voice := voice_of(name)) is not None
                 }
-                self._starting = sorted(v for v, st in apps.items() if st == "DEPLOYING")
+                self._starting = sorted(v for v, a in by_voice.items() if a.status == "DEPLOYING")
                 # A voice that could not be deployed (its addon does not load, say) is reported
                 # with Serve's reason; the other voices serve on.
                 self._failed = {
-                    name[len(VOICE_APP_PREFIX) :]: _reason(app.message)
-                    for name, app in status.applications.items()
-                    if name.startswith(VOICE_APP_PREFIX)
-                    and app.status in ("DEPLOY_FAILED", "UNHEALTHY")
+                    v: _reason(a.message)
+                    for v, a in by_voice.items()
+                    if a.status in ("DEPLOY_FAILED", "UNHEALTHY")
                 }
-                names = sorted(VOICE_APP_PREFIX + v for v, st in apps.items() if st == "RUNNING")
                 voices = {}
-                for name in names:
-                    voice = name[len(VOICE_APP_PREFIX) :]
+                for voice in sorted(v for v, a in by_voice.items() if a.status == "RUNNING"):
                     voices[voice] = self._voices.get(voice) or await asyncio.to_thread(
-                        serve.get_app_handle, name
+                        serve.get_app_handle, voice_app_name(voice)
                     )
                 # A voice redeployed under the same name may have changed: describe it again.
                 self._described = {v: d for v, d in self._described.items() if v in voices}

@@ -31,14 +31,12 @@ def serve_config(
     """The Serve config (as a dict) serving `voices` under `placement`."""
     from voicestack.serve_app.app import (
         COMPOSER,
-        INGRESS_APP,
         deployment_options,
         deployments_of,
-        group_app_name,
         load_voice,
-        voice_app_name,
         voice_spec,
     )
+    from voicestack.serve_app.names import INGRESS_APP, group_app_name, voice_app_name
 
     apps: list[dict[str, Any]] = [
         {

@@ -12,7 +12,7 @@ from voicestack.addons.inspect import inspect_addon
 from voicestack.addons.loader import AddonError, load_addon
 from voicestack.addons.recipes.test_voices import TEST_VOICES_VERSION
 from voicestack.addons.search_path import find_voice, find_voices
-from voicestack.addons.validator import validate_addon
+from voicestack.runtime.validate import validate_addon
 
 
 @pytest.fixture

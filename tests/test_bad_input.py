@@ -88,7 +88,7 @@ SSML = "<speak>Hello <break time='500ms'/> there.</speak>"
 CATALOGUE: list[Case] = [
     # --- POST /v1/synthesize: not a request -------------------------------------------------
     S("syn-not-json", b"not json", 422, "JSON"),
-    S("syn-empty-body", b"", 422, "Field required"),
+    S("syn-empty-body", b"", 422, "no body"),
     S("syn-json-array", raw('["test-duration", "Hello."]'), 422, "valid dictionary"),
     S("syn-json-string", raw('"Hello."'), 422, "valid dictionary"),
     S("syn-json-null", raw("null"), 422, "valid dictionary"),
@@ -109,7 +109,7 @@ CATALOGUE: list[Case] = [
     ),
     # --- wrong types, field by field ---------------------------------------------------------
     S("syn-voice-int", syn(voice=5), 422, "voice"),
-    S("syn-voice-missing", {"text": "Hi."}, 422, "voice", "Field required"),
+    S("syn-voice-missing", {"text": "Hi."}, 422, "voice", "missing required key"),
     S("syn-text-int", syn(text=5), 422, "text"),
     S("syn-text-list", syn(text=["Hi."]), 422, "text"),
     S("syn-text-null", syn(text=None), 422, "text"),

@@ -17,9 +17,9 @@ import torch
 from voicestack.addons.loader import load_addon
 from voicestack.addons.recipes import vocoder as recipe
 from voicestack.addons.recipes.vocoder_network import InverseSTFT
-from voicestack.addons.validator import validate_addon
 from voicestack.blocks.chunk import Chunk
 from voicestack.blocks.network_chunks import apply_batch
+from voicestack.runtime.validate import validate_addon
 from voicestack.runtime.voice import build_voice
 
 from .conftest import voice_with

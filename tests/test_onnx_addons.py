@@ -328,7 +328,7 @@ def test_size_limits_are_enforced_before_reading(tmp_path, monkeypatch):
 
 
 def test_an_unsafe_network_fails_addon_validation_naming_the_network(tmp_path):
-    from voicestack.addons.validator import validate_addon
+    from voicestack.runtime.validate import validate_addon
 
     root = write_addon(tmp_path / "a", vocoder_model(domain="com.example.payload"))
     problems = validate_addon(root)

@@ -14,9 +14,9 @@ from voicestack.addons.loader import load_addon
 from voicestack.addons.recipes import corpus
 from voicestack.addons.recipes.corpus import PhonemeEvent, align, frame_count
 from voicestack.addons.search_path import BUNDLED
-from voicestack.addons.validator import validate_addon
 from voicestack.blocks.chunk import Chunk
 from voicestack.runtime.local import synthesize
+from voicestack.runtime.validate import validate_addon
 from voicestack.runtime.voice import build_voice
 
 REFERENCE_VOICES = ["espeak-duration", "espeak-attention"]

@@ -3,7 +3,8 @@
 Checks, in order: addon.json against the format; each network file (safe to load, and its
 inputs and outputs as declared); the front end and stack (types known, keys valid, each block's
 inputs produced before it, receptive fields covered). Later checks need earlier ones to pass
-only where they depend on them, so one run reports as much as it can.
+only where they depend on them, so one run reports as much as it can. It lives with the
+runtime because its last check builds the voice as a runtime would.
 """
 
 from __future__ import annotations
