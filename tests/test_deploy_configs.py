@@ -84,3 +84,14 @@ def test_the_rayservice_embeds_the_cluster_config_and_declares_the_node_resource
     assert "inferentia" in groups["inferentia"]["rayStartParams"]["resources"]
     assert groups["gpu"]["rayStartParams"]["num-gpus"] == "1"
     assert os.sep not in str(embedded["applications"][1]["args"]["addon"])  # a name, not a path
+
+
+@pytest.mark.parametrize("config", ["local.yaml", "cluster.yaml"])
+def test_no_deployment_writes_an_access_log_line_per_call(config):
+    """Serve logs every call by default: a line per chunk per block. Every deployment of the
+    committed configs turns it off (errors are still logged)."""
+    apps = yaml.safe_load((ROOT / "deploy" / config).read_text())["applications"]
+    deployments = [d for app in apps for d in app.get("deployments", [])]
+    assert deployments
+    for d in deployments:
+        assert d.get("logging_config", {}).get("enable_access_log") is False, d["name"]
