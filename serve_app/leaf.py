@@ -105,15 +105,52 @@ class SequenceServer(_LeafServer):
 
 class SourceServer(_LeafServer):
     def __init__(self, leaves: list[dict[str, Any]]):
+        from concurrent.futures import ThreadPoolExecutor
+
+        from voicestack.placement.config import Placement
+        from voicestack.serve_app import metrics
+        from voicestack.serve_app.stepping import Stepper
+
         super().__init__(leaves)
         self.chunks_made = 0
+        #: Blocks whose streams one stepper steps together (a frame of every stream in flight
+        #: per network call), by voice; the other sources stream each request on its own.
+        self.stepped: dict[str, Any] = {}
+        limits = []
+        for leaf in leaves:
+            spec = LeafSpec(**leaf)
+            block = self.blocks[spec.voice]
+            if not getattr(block, "steps_together", False) or block.max_streams < 2:
+                continue
+            self.stepped[spec.voice] = block
+            limits.append(block.max_streams)
+            # An explicit `batching: {max_batch_size}` for the block caps its steps too.
+            placement = Placement.model_validate(spec.placement).for_block(
+                block.type_name, voice=spec.voice
+            )
+            if "batching" in placement.model_fields_set:
+                limits.append(placement.batching.max_batch_size)
+        self.stepper = Stepper(
+            min(limits, default=1), ran=self.computed, stepped=metrics.steps(self.block_name)
+        )
+        # A stepped stream's chunk waits for its frames in one of these threads, which sleep
+        # meanwhile: one each, so that no stream waits for another's thread (threads are made
+        # as needed).
+        self._waiting = ThreadPoolExecutor(256, thread_name_prefix="source-stream")
 
     async def stream(
         self, voice: str, features: dict[str, Any], need: tuple[int, int]
     ) -> AsyncIterator[Any]:
         """The source's chunks. Each chunk is made in a worker thread, but no thread is held
         between chunks: a sync generator would keep one of the replica's few threads for as
-        long as its consumer takes, and a dozen slow streams would stall every other one."""
+        long as its consumer takes, and a dozen slow streams would stall every other one.
+
+        A block that steps its streams together (`steps_together`) makes its frames in the
+        replica's stepper, with every other stream in flight; only its chunking is done here."""
+        if voice in self.stepped:
+            async for chunk in self._stepped(voice, features, need):
+                yield chunk
+            return
         from voicestack.blocks.chunk import with_context
 
         chunks = with_context(self.blocks[voice].stream(features, None), *need)
@@ -131,6 +168,28 @@ class SourceServer(_LeafServer):
             self.computed(seconds)
             self.chunks_made += 1
             yield chunk
+
+    async def _stepped(
+        self, voice: str, features: dict[str, Any], need: tuple[int, int]
+    ) -> AsyncIterator[Any]:
+        from voicestack.blocks.chunk import with_context
+
+        block = self.stepped[voice]
+        stream = self.stepper.join(block, features, block.seconds_per_frame)
+        chunks = with_context(block.chunks(stream.frames()), *need)
+        done = object()
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                chunk = await loop.run_in_executor(self._waiting, next, chunks, done)
+                if chunk is done:
+                    break
+                self.chunks_made += 1
+                yield chunk
+        finally:
+            # The client has gone (or the stream failed): out of the next step, and a thread
+            # still waiting for its frames is let go.
+            self.stepper.leave(stream)
 
     def made(self) -> int:
         """Chunks this replica has yielded since it started (tests: cancellation stops it)."""

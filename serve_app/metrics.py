@@ -89,6 +89,13 @@ def _metrics() -> SimpleNamespace:
         batch_size=Histogram(
             PREFIX + "block_batch_size", "Chunks per network call.", BATCH_SIZE_BUCKETS, block
         ),
+        step_batch=Histogram(
+            PREFIX + "block_step_batch_size",
+            "Streams per step of a source that steps its streams together (an attention "
+            "decoder: one network call makes a frame of each).",
+            BATCH_SIZE_BUCKETS,
+            block,
+        ),
         compute=Histogram(
             PREFIX + "block_compute_seconds",
             "Wall time of one block call on a replica: a batch of chunks through a chunk block, "
@@ -234,6 +241,17 @@ def batches(block: str) -> Callable[[float, Sequence[float]], None]:
             m.queue_wait.observe(now - t, tags)
 
     return formed
+
+
+def steps(block: str) -> Callable[[int], None]:
+    """What a source's stepper (serve_app/stepping.py) calls with the number of streams of each
+    step it runs, from its worker thread."""
+    tags = {"block": block}
+
+    def stepped(streams: int) -> None:
+        _metrics().step_batch.observe(streams, tags)
+
+    return stepped
 
 
 def computed(block: str) -> Callable[[float], None]:

@@ -1,6 +1,11 @@
 """Train the attention-based (Tacotron-like) reference voice and export it as an addon.
 
     python -m voicestack.addons.recipes.attention_voice [--steps 3000] [--dest addons/voices/espeak-attention]
+    python -m voicestack.addons.recipes.attention_voice --reexport addons/voices/espeak-attention
+
+`--reexport DIR` exports the step network of an existing addon again from its own weights (the
+archive's state dict loaded into a fresh `AttentionStep`), without training: how an archive made
+before the step network took a batch of streams gets one.
 
 Networks:
 - `encoder`: symbols -> encodings (N, 192), the same design as the duration voice's encoder.
@@ -94,16 +99,73 @@ class AttentionStep(nn.Module):
         return self._heads(hidden, context)
 
     def forward(self, prev_frame, hidden, position, encodings, mask):
-        x = torch.relu(self.prenet(prev_frame)).unsqueeze(1)
-        weights = self._attend(x, position, encodings, mask)  # position (B, 1) acts as (B, T=1)
-        context = (weights @ encodings).squeeze(1)
-        _, h = self.cell(torch.cat([x.squeeze(1), context], -1).unsqueeze(1), hidden.unsqueeze(0))
-        hidden = h.squeeze(0)
-        frame, advance, stop = self._heads(hidden, context)
+        """One step of a batch of streams, `_attend` and the GRU cell written so that each
+        stream's result is the same bits whatever else is in the batch and however far its
+        encodings are padded: the loop feeds its output back in, and a rounding difference of
+        one part in a million, grown over a few hundred frames, is a different utterance.
+        Matrix products are made row by row (`_rows`: at one row what `nn.Linear` and `nn.GRU`
+        compute, bit for bit), sums over the symbols in order. The training graph
+        (`sequence`) computes the same function with ordinary kernels."""
+        x = torch.relu(_rows(self.prenet, prev_frame))
+        query = _rows(self.query, x).unsqueeze(1)
+        index = torch.arange(encodings.shape[1], dtype=encodings.dtype, device=encodings.device)
+        location = -((index[None, None, :] - position.unsqueeze(-1)) ** 2) / (2 * WINDOW_SIGMA**2)
+        # Sums over the symbols in a fixed order (one symbol after another, the padding last),
+        # so that padding a stream's encodings to a longer batch's adds exact zeros at the end.
+        content = (query * encodings).sum(-1).unsqueeze(1) / math.sqrt(DIM)
+        energies = torch.where(
+            mask.unsqueeze(1) > 0, content + location, torch.full_like(location, -1e9)
+        )
+        exp = _each(torch.exp, energies - energies.amax(-1, keepdim=True))
+        weights = exp / exp.cumsum(-1)[..., -1:]
+        context = (weights.transpose(1, 2) * encodings).cumsum(1)[:, -1]
+        hidden = self._gru_step(torch.cat([x, context], -1), hidden)
+        h = torch.cat([hidden, context], -1)
+        frame = _rows(self.mel, _rows(self.frame, h))
+        advance = MAX_ADVANCE * _each(torch.sigmoid, _rows(self.advance, h).squeeze(-1))
+        stop = _rows(self.stop_logit, h).squeeze(-1)
         # Once the window has passed the last symbol, stop whatever the learned logit says.
         past_end = torch.clamp(position.squeeze(-1) - (mask.sum(-1) - 0.5), min=0.0)
         stop = stop + 20.0 * past_end
         return frame, stop, hidden, position + advance.unsqueeze(-1), weights.squeeze(1)
+
+    def _gru_step(self, x, hidden):
+        """One step of `self.cell` (torch's GRU cell arithmetic, in its order), row by row."""
+        cell = self.cell
+        gi = _row_linear(x, cell.weight_ih_l0, cell.bias_ih_l0).chunk(3, 1)
+        gh = _row_linear(hidden, cell.weight_hh_l0, cell.bias_hh_l0).chunk(3, 1)
+        reset = torch.sigmoid(gh[0] + gi[0])
+        update = torch.sigmoid(gh[1] + gi[1])
+        new = torch.tanh(gi[2] + gh[2] * reset)
+        return (hidden - new) * update + new
+
+
+def _row_linear(x, weight, bias):
+    """`x @ weight.T + bias` for (B, in) `x`, as B one-row products (one batched call): the
+    same bits for a row whatever B is, where one (B, in) product rounds differently as B
+    changes (the BLAS picks its kernel by size)."""
+    rows = x.shape[0]
+    return torch.bmm(x.unsqueeze(1), weight.t().expand(rows, -1, -1)).squeeze(1) + bias
+
+
+def _each(function, x):
+    """`function(x)` (exp, sigmoid) computed the same way for every element: a vectorised
+    kernel and its scalar tail round differently, and which elements fall in the tail depends
+    on the tensor's size (the batch, the padded length). Each element is given as a pair that
+    it fills alone, which is too short for the vectorised loop."""
+    return function(x.unsqueeze(-1).expand(*x.shape, 2))[..., 0]
+
+
+def _rows(module: nn.Module, x):
+    """`module(x)` with each `nn.Linear` made by `_row_linear` (a Sequential is followed layer
+    by layer; its other layers are applied as they are)."""
+    if isinstance(module, nn.Linear):
+        return _row_linear(x, module.weight, module.bias)
+    if isinstance(module, nn.Sequential):
+        for layer in module:
+            x = _rows(layer, x)
+        return x
+    return module(x)
 
 
 def frame_positions(durations: torch.Tensor, frames: int) -> torch.Tensor:
@@ -197,6 +259,52 @@ def train(dest_corpus: Path, steps: int, frames_per_batch: int, seed: int = 0):
     return encoder, step_net, report
 
 
+#: The most streams one call of the step network takes: the replica steps every stream in
+#: flight together (serve_app/stepping.py), up to this many per call.
+MAX_STREAMS = 64
+
+
+def export_step(step_net: nn.Module, path: Path) -> None:
+    """Export one decoder step with a dynamic batch on every input, so that one call can step
+    many streams (their encodings padded to a common length and masked)."""
+    batch = torch.export.Dim("batch", min=1, max=MAX_STREAMS)
+    sym = torch.export.Dim("symbols", min=1, max=MAX_SYMBOLS)
+    # An example batch of 2 and length 12: a size of 1 in the example would be specialised.
+    with torch.no_grad():
+        program = torch.export.export(
+            step_net.eval(),
+            (
+                torch.zeros(2, corpus.N_MELS),
+                torch.zeros(2, HIDDEN),
+                torch.zeros(2, 1),
+                torch.randn(2, 12, DIM),
+                torch.ones(2, 12),
+            ),
+            dynamic_shapes={
+                "prev_frame": {0: batch},
+                "hidden": {0: batch},
+                "position": {0: batch},
+                "encodings": {0: batch, 1: sym},
+                "mask": {0: batch, 1: sym},
+            },
+            strict=False,
+        )
+    torch.export.save(program, path)
+
+
+def reexport(folder: Path) -> Path:
+    """Export `folder`'s step network again from the weights in its own archive (read through
+    the loader's safety checks); the encoder and addon.json stay as they are."""
+    from voicestack.addons.archive import load_exported_program
+
+    path = folder / "attention_decoder.pt2"
+    weights = load_exported_program(path).state_dict
+    step_net = AttentionStep()
+    step_net.load_state_dict(dict(weights), strict=True)
+    export_step(step_net, path)
+    return path
+
+
 def export_addon(folder: Path, encoder: nn.Module, step_net: nn.Module, report: dict) -> Path:
     from voicestack.blocks.phonemes import ENGLISH_SYMBOLS
 
@@ -210,25 +318,7 @@ def export_addon(folder: Path, encoder: nn.Module, step_net: nn.Module, report: 
             strict=False,
         )
         torch.export.save(program, folder / "encoder.pt2")
-        program = torch.export.export(
-            step_net.eval(),
-            (
-                torch.zeros(1, corpus.N_MELS),
-                torch.zeros(1, HIDDEN),
-                torch.zeros(1, 1),
-                torch.randn(1, 12, DIM),
-                torch.ones(1, 12),
-            ),
-            dynamic_shapes={
-                "prev_frame": None,
-                "hidden": None,
-                "position": None,
-                "encodings": {1: sym},
-                "mask": {1: sym},
-            },
-            strict=False,
-        )
-        torch.export.save(program, folder / "attention_decoder.pt2")
+    export_step(step_net, folder / "attention_decoder.pt2")
     config = {
         "format_version": FORMAT_VERSION,
         "name": VOICE_NAME,
@@ -283,8 +373,20 @@ def export_addon(folder: Path, encoder: nn.Module, step_net: nn.Module, report: 
 
 
 def main() -> None:
-    args = training_parser(__doc__, VOICE_NAME, steps=3000).parse_args()
+    parser = training_parser(__doc__, VOICE_NAME, steps=3000)
+    parser.add_argument(
+        "--reexport",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="export DIR's step network again from its own weights (a batch of streams per "
+        "call) instead of training",
+    )
+    args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.reexport is not None:
+        print(reexport(args.reexport))
+        return
     encoder, step_net, report = train(
         args.corpus or corpus.default_dest(), args.steps, args.frames_per_batch
     )
