@@ -6,6 +6,13 @@ ASGI server and an in-process streaming one, same voice, same machine, same clie
         [--servers naive,streaming,voicestack,voicestack-unbatched,piper-stream,piper-http]
         [--voice espeak-duration] [--piper-model FILE.onnx] [--seed 0] [--out docs/]
 
+Open loop (bench/serve_bench/README.md): Poisson arrivals at each rate, texts of a length mix,
+and each server's capacity (p99 TTFA under 300 ms, no underrun, nothing lost or shed):
+
+    .venv/bin/python bench/serve_bench.py --servers voicestack --arrivals poisson
+        [--rates 0.5,1,2,4 | --find-capacity [--max-steps 8]] [--duration-s 60]
+        [--mix assistant] [--schedule-seed 0] [--admit-streams 256] [--ttfa-limit-ms 300]
+
 Against Piper itself, same voice: --voice joe --servers piper-stream,piper-http,voicestack
 --texts long-first-sentence,sentence,2000 --levels 1,4,16 --out docs/piper-bench
 

@@ -9,7 +9,8 @@ the same concurrent streaming clients, so the numbers compare like with like:
 - with a Piper voice (``--voice joe``), Piper's own engine: ``piper-stream`` (sentence by
   sentence, ``piper_server.py``) and ``piper-http`` (``python -m piper.http_server``).
 
-``bench/serve_bench.py`` is the entry point; ``run.py`` orchestrates, ``servers.py`` holds the two
+``bench/serve_bench.py`` is the entry point; ``run.py`` orchestrates (``open_loop.py`` the
+Poisson arrivals and the capacity found from them), ``servers.py`` holds the two
 plain ASGI servers, ``piper_server.py`` the streaming Piper one, ``launch.py`` starts and stops
 them all, ``client.py`` drives them (in voicestack's API, or Piper's server's), ``sampler.py``
 watches their memory and CPU, ``report.py`` and ``plot.py`` turn records into results and

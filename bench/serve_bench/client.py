@@ -12,7 +12,8 @@ against the raw record:
 - the largest gap between pieces.
 
 A level sends a fixed number of requests with at most `concurrency` in flight (a closed loop: a
-client sends its next request when the previous one ends), so every level is bounded. A 503 with
+client sends its next request when the previous one ends), so every level is bounded. The open
+loop (`run_open_loop`) sends each request at its own time instead, whatever is in flight. A 503 with
 Retry-After is the server shedding load as designed: counted as rejected, not as an error.
 
 Two protocols are spoken (PROTOCOLS): voicestack's API, which every server of the harness
@@ -239,6 +240,9 @@ async def fetch(
 class LevelRun:
     records: list[StreamRecord]
     wall_s: float
+    #: Open loop only: when each request was due, in seconds since the start (records are in
+    #: the same order); a record's `started_s` past it is the client running late.
+    scheduled_s: list[float] = field(default_factory=list)
 
 
 async def run_level(
@@ -266,6 +270,47 @@ async def run_level(
         records = await asyncio.gather(*(one() for _ in range(requests)))
         wall = time.perf_counter() - start
     return LevelRun(list(records), wall)
+
+
+async def run_open_loop(
+    base_url: str,
+    payloads: list[dict[str, Any]],
+    offsets_s: list[float],
+    timeouts: Timeouts,
+    protocol: str = "voicestack",
+) -> LevelRun:
+    """Open loop: request i (`payloads[i]`) is sent `offsets_s[i]` seconds after the start, in
+    a task of its own, whether or not the earlier ones have finished (a client that waited would
+    lower the arrival rate exactly when the server falls behind, and hide it); then every
+    stream is read to its end, bounded by `timeouts` as in a level. No connection limit, for
+    the same reason; records come back in the order of `payloads`."""
+    if len(payloads) != len(offsets_s):
+        raise ValueError(f"{len(payloads)} payloads for {len(offsets_s)} send times")
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    silent_s = timeouts.total_s if protocol == "piper-http" else timeouts.stall_s
+    timeout = httpx.Timeout(silent_s, connect=30.0, pool=None)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as client:
+        start = time.perf_counter()
+
+        async def at(offset_s: float, payload: dict[str, Any]) -> StreamRecord:
+            await asyncio.sleep(max(0.0, start + offset_s - time.perf_counter()))
+            return await fetch(client, payload, start, timeouts, protocol)
+
+        tasks = [asyncio.create_task(at(o, p)) for o, p in zip(offsets_s, payloads, strict=True)]
+        records = await asyncio.gather(*tasks)
+        wall = time.perf_counter() - start
+    return LevelRun(list(records), wall, list(offsets_s))
+
+
+def run_open_loop_sync(
+    base_url: str,
+    payloads: list[dict[str, Any]],
+    offsets_s: list[float],
+    timeouts: Timeouts,
+    protocol: str = "voicestack",
+) -> LevelRun:
+    """`run_open_loop` on a fresh event loop, for the synchronous orchestration."""
+    return asyncio.run(run_open_loop(base_url, payloads, offsets_s, timeouts, protocol))
 
 
 def run_level_sync(

@@ -285,6 +285,24 @@ def without_batching(placement: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def with_admission(placement: dict[str, Any], voice: str, max_active: int) -> dict[str, Any]:
+    """`placement` with the Composer admitting `max_active` streams at once, for every voice
+    (the blocks' entry) and for `voice` by name (so that an entry for it, here or in its addon,
+    cannot cap it lower), the other admission settings kept. The open loop measures what a
+    voice keeps real-time, so its admission must not cap the streams first."""
+    out = copy.deepcopy(placement)
+    blocks = out["blocks"] = out.get("blocks") or {}
+    voices = out["voices"] = out.get("voices") or {}
+    composer = blocks.setdefault("Composer", {})
+    voices[voice] = voices.get(voice) or {}
+    own = voices[voice].setdefault("Composer", {})
+    own.setdefault("streams", dict(composer.get("streams") or {}))
+    entries = [composer] + [e["Composer"] for e in voices.values() if e and "Composer" in e]
+    for entry in entries:
+        entry["streams"] = {**(entry.get("streams") or {}), "max_active": max_active}
+    return out
+
+
 @contextmanager
 def voicestack_server(
     name: str, voice_path: Path, voice_name: str, placement: dict[str, Any]

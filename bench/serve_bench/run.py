@@ -7,6 +7,10 @@ from a complete one on the streaming servers (without it, each level's longest s
 voicestack-API servers are sent one fixed `seed` (`--seed`), so a generative voice's audio has
 one length per text there too; Piper's servers draw their noise inside the graph, so their
 streams are not checked for loss (their errors still are).
+
+`--arrivals poisson` runs the open loop instead of the levels (open_loop.py): requests arrive as
+a Poisson process at each rate of `--rates` (or of the `--find-capacity` search), with texts of
+a length mix, and each server's capacity is the highest rate it serves in real time.
 """
 
 from __future__ import annotations
@@ -25,18 +29,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.serve_bench import open_loop
 from bench.serve_bench.client import LevelRun, Timeouts, run_level_sync
 from bench.serve_bench.goals import markdown_tables as goals_markdown
 from bench.serve_bench.launch import (
     DESCRIPTIONS,
     PIPER_SERVERS,
+    PLACEMENT_FILE,
     SERVERS,
     Server,
     read_placement,
     resolve_voice,
     start_server,
+    with_admission,
 )
-from bench.serve_bench.plot import write_plot
+from bench.serve_bench.plot import write_open_loop_plot, write_plot
 from bench.serve_bench.report import (
     LevelSummary,
     markdown_report,
@@ -45,7 +52,7 @@ from bench.serve_bench.report import (
     write_json,
 )
 from bench.serve_bench.sampler import Usage, UsageSampler, measure_idle
-from bench.serve_bench.texts import TARGETS, TEXT_NAMES, benchmark_texts
+from bench.serve_bench.texts import MIXES, TARGETS, TEXT_NAMES, benchmark_texts
 
 QUICK_LEVELS = [1, 4]
 QUICK_REQUESTS = 4
@@ -53,10 +60,22 @@ QUICK_TEXTS = ["sentence", "400"]
 RESULTS = "bench_results"
 #: Seconds a server is watched at rest, before its first level.
 IDLE_S = 2.0
+#: Open loop: the rates measured (streams per second) unless --rates says otherwise; the arrival
+#: window of each; how many rates --find-capacity measures at most.
+OPEN_LOOP_RATES = [0.5, 1.0, 2.0, 4.0]
+OPEN_LOOP_DURATION_S = 60.0
+MAX_STEPS = 8
 
 
 def _ints(value: str) -> list[int]:
     return [int(v) for v in value.split(",") if v]
+
+
+def _floats(value: str) -> list[float]:
+    rates = [float(v) for v in value.split(",") if v]
+    if not rates or any(r <= 0 for r in rates):
+        raise argparse.ArgumentTypeError(f"expected positive rates, got {value!r}")
+    return rates
 
 
 def _names(value: str) -> list[str]:
@@ -115,7 +134,89 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=120.0,
         help="seconds without a byte after which a request counts as hung",
     )
+    parser.add_argument(
+        "--admit-streams",
+        type=int,
+        default=None,
+        help="set every Composer's streams.max_active to N in the voicestack servers' "
+        "placement, so admission does not cap what is measured (default: the placement's)",
+    )
+    loop = parser.add_argument_group(
+        "open loop", "--arrivals poisson: requests arrive as a Poisson process at each rate"
+    )
+    loop.add_argument(
+        "--arrivals",
+        choices=("closed", "poisson"),
+        default="closed",
+        help="closed: the concurrency levels (default); poisson: the open loop",
+    )
+    loop.add_argument(
+        "--rates",
+        type=_floats,
+        default=None,
+        help="offered rates, streams per second (default 0.5,1,2,4; with --find-capacity its "
+        "first is where the search starts, default 1)",
+    )
+    loop.add_argument(
+        "--duration-s",
+        type=float,
+        default=OPEN_LOOP_DURATION_S,
+        help=f"seconds of arrivals per rate; then the streams in flight end (default "
+        f"{OPEN_LOOP_DURATION_S:g})",
+    )
+    loop.add_argument(
+        "--mix",
+        default="assistant",
+        help=f"texts: a length mix ({', '.join(MIXES)}) or one text of "
+        f"{','.join(TEXT_NAMES)} (default assistant)",
+    )
+    loop.add_argument(
+        "--schedule-seed",
+        type=int,
+        default=0,
+        help="seed of the arrival times and the texts drawn (default 0)",
+    )
+    loop.add_argument(
+        "--find-capacity",
+        action="store_true",
+        help="search the rates: double from the first of --rates while served (halve while "
+        "not), then bisect; at most --max-steps rates",
+    )
+    loop.add_argument(
+        "--max-steps",
+        type=int,
+        default=MAX_STEPS,
+        help=f"rates --find-capacity measures at most (default {MAX_STEPS})",
+    )
+    loop.add_argument(
+        "--ttfa-limit-ms",
+        type=float,
+        default=open_loop.TTFA_LIMIT_MS,
+        help=f"p99 TTFA a served rate stays under (default {open_loop.TTFA_LIMIT_MS:g})",
+    )
     args = parser.parse_args(argv)
+    if args.arrivals == "poisson":
+        closed_only = [
+            flag
+            for flag, value in (
+                ("--quick", args.quick),
+                ("--levels", args.levels),
+                ("--requests", args.requests),
+                ("--texts", args.texts),
+            )
+            if value
+        ]
+        if closed_only:
+            parser.error(f"{', '.join(closed_only)}: closed loop only (--mix picks the texts)")
+        if args.mix not in MIXES and args.mix not in TEXT_NAMES:
+            parser.error(
+                f"unknown --mix {args.mix!r}; expected one of {', '.join((*MIXES, *TEXT_NAMES))}"
+            )
+        if args.duration_s <= 0 or args.max_steps < 1:
+            parser.error("--duration-s and --max-steps must be positive")
+        args.rates = args.rates or ([1.0] if args.find_capacity else OPEN_LOOP_RATES)
+    elif args.rates or args.find_capacity:
+        parser.error("--rates and --find-capacity need --arrivals poisson")
     args.levels = args.levels or (QUICK_LEVELS if args.quick else [1, 4, 16, 64])
     args.texts = args.texts or (QUICK_TEXTS if args.quick else list(TARGETS))
     if args.requests is None and args.quick:
@@ -249,8 +350,36 @@ def _meta(
         "texts": texts,
         "timeouts_s": {"total": args.timeout, "stall": args.stall_timeout},
         "load_average_start": _load_average(),
+        "admission": (
+            f"Composer streams.max_active {args.admit_streams} for every voice (--admit-streams)"
+            if args.admit_streams
+            else f"as in {args.placement or PLACEMENT_FILE.relative_to(PLACEMENT_FILE.parents[2])}"
+        ),
         "servers": {},
         "failures": {},
+    }
+
+
+def _open_loop_meta(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
+    """The closed loop's meta less its levels and texts, plus the open loop's settings."""
+    for key in ("levels", "requests_rule", "texts"):
+        meta.pop(key, None)
+    shares = MIXES.get(args.mix, {args.mix: 1.0})
+    search = (
+        f"--find-capacity from {args.rates[0]:g}/s, at most {args.max_steps} rates"
+        if args.find_capacity
+        else None
+    )
+    return {
+        **meta,
+        "arrivals": "poisson",
+        "rates": search or args.rates,
+        "duration_s": args.duration_s,
+        "mix": args.mix,
+        "mix_shares": ", ".join(f"{kind} {share:.0%}" for kind, share in shares.items()),
+        "schedule_seed": args.schedule_seed,
+        "ttfa_limit_ms": args.ttfa_limit_ms,
+        "cpu_cores": os.cpu_count(),
     }
 
 
@@ -267,20 +396,41 @@ def write_results(
     return write_plot(summaries, out / f"{RESULTS}.png", meta["command"])
 
 
+def write_open_loop_results(
+    out: Path, results: list[tuple[open_loop.RateSummary, open_loop.RateRun]], meta: dict[str, Any]
+) -> bool:
+    """The open loop's markdown (rates, then capacities), JSON and plot; False when the plot
+    could not be made."""
+    summaries = [s for s, _ in results]
+    out.mkdir(parents=True, exist_ok=True)
+    report = open_loop.markdown_report(summaries, meta)
+    (out / f"{RESULTS}.md").write_text(report, encoding="utf-8")
+    open_loop.write_json(out / f"{RESULTS}.json", results, meta)
+    return write_open_loop_plot(
+        summaries, out / f"{RESULTS}.png", meta["command"], meta["ttfa_limit_ms"]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.argv = argv
     started = time.monotonic()
     voice_path = resolve_voice(args.voice)
     voice_name = json.loads((voice_path / "addon.json").read_text(encoding="utf-8"))["name"]
-    texts = benchmark_texts(args.texts)
+    poisson = args.arrivals == "poisson"
+    texts = {} if poisson else benchmark_texts(args.texts)
     meta = _meta(args, voice_path, voice_name, texts)
+    if poisson:
+        meta = _open_loop_meta(args, meta)
     logs = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     meta["server_logs"] = str(logs)
     placement = read_placement(args.placement) if args.placement else None
+    if args.admit_streams:
+        chosen = placement if placement is not None else read_placement(PLACEMENT_FILE)
+        placement = with_admission(chosen, voice_name, args.admit_streams)
     _log(f"voice {voice_name} ({voice_path}); servers {args.servers}; logs in {logs}")
     references: dict[str, int] = {}
-    results: list[tuple[LevelSummary, LevelRun]] = []
+    results: list[Any] = []
     for name in args.servers:
         _log(f"starting {name}")
         try:
@@ -298,16 +448,28 @@ def main(argv: list[str] | None = None) -> int:
                     f"idle CPU {idle.cpu_s / IDLE_S:.2f} cores"
                 )
                 warmups = details.setdefault("warmup", {})
-                bench_server(server, voice_name, texts, args, references, warmups, results)
+                if poisson:
+                    open_loop.bench_server_open_loop(
+                        server, voice_name, args, references, warmups, results
+                    )
+                else:
+                    bench_server(server, voice_name, texts, args, references, warmups, results)
         except Exception as e:  # one server failing must not lose the others' results
             meta["failures"][name] = f"{type(e).__name__}: {e}"
             _log(f"{name} failed: {type(e).__name__}: {e}")
     meta["load_average_end"] = _load_average()
     meta["finished_utc"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
     meta["elapsed_s"] = time.monotonic() - started
-    meta["reference_audio_bytes"] = references
-    plotted = write_results(args.out, results, meta)
-    print(markdown_table([s for s, _ in results]))
+    if poisson:
+        plotted = write_open_loop_results(args.out, results, meta)
+        summaries = [s for s, _ in results]
+        print(open_loop.markdown_table(summaries))
+        print()
+        print(open_loop.capacity_table(open_loop.capacities(summaries), voice_name), end="")
+    else:
+        meta["reference_audio_bytes"] = references
+        plotted = write_results(args.out, results, meta)
+        print(markdown_table([s for s, _ in results]))
     written = f"{args.out / RESULTS}.md, .json" + (", .png" if plotted else "")
     if not plotted:
         written += " (no plot: matplotlib is not installed)"

@@ -3,9 +3,14 @@
 Texts are made here rather than read from a file so a run is reproducible from the code alone,
 and from plain words (no digits, abbreviations or symbols) so every server's front end spends the
 same, small effort on normalisation and the lengths measure synthesis, not text handling.
+
+The open-loop mode draws its texts from a mix (`MIXES`, `draw_mix`) rather than sending one text:
+what a service sustains depends on how long its streams are, and real traffic is mostly short.
 """
 
 from __future__ import annotations
+
+import random
 
 SENTENCES: tuple[str, ...] = (
     "The quick brown fox jumps over the lazy dog near the quiet river bank.",
@@ -78,3 +83,101 @@ def benchmark_texts(names: list[str]) -> dict[str, str]:
     if unknown:
         raise ValueError(f"unknown text {unknown}; expected some of {', '.join(TEXT_NAMES)}")
     return {name: KINDS[name] if name in KINDS else build_text(TARGETS[name]) for name in names}
+
+
+#: Short replies, one sentence each (20-80 characters), as a voice assistant answers most
+#: requests; the same plain words as SENTENCES.
+SHORT_REPLIES: tuple[str, ...] = (
+    "Sure, I can help with that.",
+    "Your meeting has been moved to the afternoon.",
+    "The weather will be dry and mild all day.",
+    "I have added milk and eggs to your shopping list.",
+    "Done. The lights in the kitchen are now off.",
+    "Here is what I found about the train to the coast.",
+    "Your next appointment is on Friday morning.",
+    "I set a timer for ten minutes.",
+    "The shop on the corner closes at six in the evening.",
+    "Yes, that should work.",
+    "I am sorry, I could not find that song.",
+    "Playing your evening playlist now.",
+    "It will take about twenty minutes to walk there.",
+    "The package should arrive by the end of the week.",
+    "Good morning. You have three new messages.",
+    "I will remind you when you get home.",
+    "That sounds like a good plan.",
+    "The museum is open until late on Thursdays.",
+    "Turning the heating up a little.",
+    "Would you like me to read the first message?",
+    "No problem, it is cancelled.",
+    "The recipe needs flour, butter, sugar and two eggs.",
+    "Traffic is light, so you should be there on time.",
+    "Okay, I will send the note to your sister.",
+    "The nearest pharmacy is on the high street, next to the bakery by the bridge.",
+    "Your flight leaves in the morning, so you should leave home before breakfast.",
+    "I found two Italian restaurants nearby that are still open this evening.",
+    "The forecast says rain in the afternoon, so take an umbrella with you.",
+    "Your sister called while you were out and asked you to call her back.",
+    "The library has the book you asked for, and they will hold it until Monday.",
+)
+
+#: Kinds of text in a mix: a short reply (one sentence of SHORT_REPLIES, 20-80 characters),
+#: two or three consecutive SENTENCES (about 140-250), a paragraph of them (400-800).
+MIX_KINDS: tuple[str, ...] = ("short", "sentences", "paragraph")
+
+#: Mix name -> share of each kind. `assistant`: 70% short replies, 25% two or three sentences,
+#: 5% paragraphs, as replies of a spoken assistant run: mostly a line, sometimes an explanation,
+#: now and then a long answer read out (about 110 characters a request on average).
+MIXES: dict[str, dict[str, float]] = {
+    "assistant": {"short": 0.70, "sentences": 0.25, "paragraph": 0.05},
+}
+
+#: Bounds of a paragraph's length in characters.
+PARAGRAPH_CHARS: tuple[int, int] = (400, 800)
+
+
+def _consecutive(start: int, count: int) -> list[str]:
+    return [SENTENCES[(start + i) % len(SENTENCES)] for i in range(count)]
+
+
+def _paragraph(start: int, target: int) -> str:
+    """Consecutive SENTENCES from `start` until `target` characters are reached, less the last
+    one if that passed the upper bound: always within PARAGRAPH_CHARS for a target within."""
+    parts: list[str] = []
+    index = start
+    while len(" ".join(parts)) < target:
+        parts.append(SENTENCES[index % len(SENTENCES)])
+        index += 1
+    if len(" ".join(parts)) > PARAGRAPH_CHARS[1]:
+        parts.pop()
+    return " ".join(parts)
+
+
+def draw_text(kind: str, rng: random.Random) -> str:
+    """One text of `kind` (of MIX_KINDS), drawn with `rng`."""
+    if kind == "short":
+        return rng.choice(SHORT_REPLIES)
+    if kind == "sentences":
+        return " ".join(_consecutive(rng.randrange(len(SENTENCES)), rng.choice((2, 3))))
+    if kind == "paragraph":
+        return _paragraph(rng.randrange(len(SENTENCES)), rng.randint(*PARAGRAPH_CHARS))
+    raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(MIX_KINDS)}")
+
+
+def draw_mix(name: str, count: int, seed: int) -> list[tuple[str, str]]:
+    """`count` (kind, text) pairs of mix `name` (of MIXES), or `count` times the one text
+    `name` (of TEXT_NAMES, its kind its name). Drawn in order from one generator seeded with
+    `seed`, so a run is repeatable and a longer draw begins with a shorter one: every rate of
+    a run sends the same texts in the same order, the higher rates more of them."""
+    if name in TEXT_NAMES:
+        text = benchmark_texts([name])[name]
+        return [(name, text)] * count
+    if name not in MIXES:
+        known = ", ".join((*MIXES, *TEXT_NAMES))
+        raise ValueError(f"unknown mix {name!r}; expected one of {known}")
+    rng = random.Random(f"texts:{seed}")
+    kinds, weights = zip(*MIXES[name].items(), strict=True)
+    out: list[tuple[str, str]] = []
+    for _ in range(count):
+        kind = rng.choices(kinds, weights)[0]
+        out.append((kind, draw_text(kind, rng)))
+    return out
