@@ -43,6 +43,12 @@ def voice():
 
 
 @pytest.fixture(scope="module")
+def test_voice(voices_dir):
+    """The test voice's step network is exported the same way (random weights)."""
+    return build_voice(load_addon(voices_dir / "test-attention"))
+
+
+@pytest.fixture(scope="module")
 def decoder(voice):
     return voice.plan.segments[0].head
 
@@ -64,7 +70,18 @@ def test_the_reference_attention_voice_steps_up_to_64_streams_per_call(decoder):
     assert decoder.max_streams == attention_voice.MAX_STREAMS == 64
 
 
-def test_streams_stepped_together_make_each_stream_s_frames_alone_bit_for_bit(decoder, features):
+@pytest.mark.parametrize("which", ["reference", "test"])
+def test_streams_stepped_together_make_each_stream_s_frames_alone_bit_for_bit(
+    which, decoder, features, test_voice
+):
+    if which == "test":
+        decoder = test_voice.plan.segments[0].head
+        assert decoder.steps_together and decoder.max_streams == 64
+        request = test_voice.request(RequestOptions(0, None, 1.0))
+        features = [
+            run_sequence(test_voice.plan.sequence, test_voice.features(text, request, 0))
+            for text in SENTENCES
+        ]
     expected = [list(decoder.frames(f["encodings"])) for f in features]
     joins = {i: 5 * i for i in range(len(features))}  # a new stream every five steps
     active: dict[int, object] = {}

@@ -45,6 +45,7 @@ from voicestack.addons.recipes.addon_files import (
     write_addon,
 )
 from voicestack.addons.recipes.duration_voice import DIM, TextEncoder, _batches, _collate
+from voicestack.addons.recipes.row_invariant import each, gru_cell_step, rows
 
 HIDDEN, PRENET = 256, 128
 MAX_ADVANCE = 3.0
@@ -106,8 +107,8 @@ class AttentionStep(nn.Module):
         Matrix products are made row by row (`_rows`: at one row what `nn.Linear` and `nn.GRU`
         compute, bit for bit), sums over the symbols in order. The training graph
         (`sequence`) computes the same function with ordinary kernels."""
-        x = torch.relu(_rows(self.prenet, prev_frame))
-        query = _rows(self.query, x).unsqueeze(1)
+        x = torch.relu(rows(self.prenet, prev_frame))
+        query = rows(self.query, x).unsqueeze(1)
         index = torch.arange(encodings.shape[1], dtype=encodings.dtype, device=encodings.device)
         location = -((index[None, None, :] - position.unsqueeze(-1)) ** 2) / (2 * WINDOW_SIGMA**2)
         # Sums over the symbols in a fixed order (one symbol after another, the padding last),
@@ -116,14 +117,14 @@ class AttentionStep(nn.Module):
         energies = torch.where(
             mask.unsqueeze(1) > 0, content + location, torch.full_like(location, -1e9)
         )
-        exp = _each(torch.exp, energies - energies.amax(-1, keepdim=True))
+        exp = each(torch.exp, energies - energies.amax(-1, keepdim=True))
         weights = exp / exp.cumsum(-1)[..., -1:]
         context = (weights.transpose(1, 2) * encodings).cumsum(1)[:, -1]
         hidden = self._gru_step(torch.cat([x, context], -1), hidden)
         h = torch.cat([hidden, context], -1)
-        frame = _rows(self.mel, _rows(self.frame, h))
-        advance = MAX_ADVANCE * _each(torch.sigmoid, _rows(self.advance, h).squeeze(-1))
-        stop = _rows(self.stop_logit, h).squeeze(-1)
+        frame = rows(self.mel, rows(self.frame, h))
+        advance = MAX_ADVANCE * each(torch.sigmoid, rows(self.advance, h).squeeze(-1))
+        stop = rows(self.stop_logit, h).squeeze(-1)
         # Once the window has passed the last symbol, stop whatever the learned logit says.
         past_end = torch.clamp(position.squeeze(-1) - (mask.sum(-1) - 0.5), min=0.0)
         stop = stop + 20.0 * past_end
@@ -132,40 +133,9 @@ class AttentionStep(nn.Module):
     def _gru_step(self, x, hidden):
         """One step of `self.cell` (torch's GRU cell arithmetic, in its order), row by row."""
         cell = self.cell
-        gi = _row_linear(x, cell.weight_ih_l0, cell.bias_ih_l0).chunk(3, 1)
-        gh = _row_linear(hidden, cell.weight_hh_l0, cell.bias_hh_l0).chunk(3, 1)
-        reset = torch.sigmoid(gh[0] + gi[0])
-        update = torch.sigmoid(gh[1] + gi[1])
-        new = torch.tanh(gi[2] + gh[2] * reset)
-        return (hidden - new) * update + new
-
-
-def _row_linear(x, weight, bias):
-    """`x @ weight.T + bias` for (B, in) `x`, as B one-row products (one batched call): the
-    same bits for a row whatever B is, where one (B, in) product rounds differently as B
-    changes (the BLAS picks its kernel by size)."""
-    rows = x.shape[0]
-    return torch.bmm(x.unsqueeze(1), weight.t().expand(rows, -1, -1)).squeeze(1) + bias
-
-
-def _each(function, x):
-    """`function(x)` (exp, sigmoid) computed the same way for every element: a vectorised
-    kernel and its scalar tail round differently, and which elements fall in the tail depends
-    on the tensor's size (the batch, the padded length). Each element is given as a pair that
-    it fills alone, which is too short for the vectorised loop."""
-    return function(x.unsqueeze(-1).expand(*x.shape, 2))[..., 0]
-
-
-def _rows(module: nn.Module, x):
-    """`module(x)` with each `nn.Linear` made by `_row_linear` (a Sequential is followed layer
-    by layer; its other layers are applied as they are)."""
-    if isinstance(module, nn.Linear):
-        return _row_linear(x, module.weight, module.bias)
-    if isinstance(module, nn.Sequential):
-        for layer in module:
-            x = _rows(layer, x)
-        return x
-    return module(x)
+        return gru_cell_step(
+            x, hidden, cell.weight_ih_l0, cell.bias_ih_l0, cell.weight_hh_l0, cell.bias_hh_l0
+        )
 
 
 def frame_positions(durations: torch.Tensor, frames: int) -> torch.Tensor:

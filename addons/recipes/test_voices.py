@@ -23,7 +23,7 @@ MAX_SYMBOLS, MAX_FRAMES = 1024, 8192
 #: Chunk networks (decoder, vocoder) take a batch of chunks of different streams.
 MAX_BATCH = 64
 #: Bumped when the test voices change, so a cache of them is rebuilt.
-TEST_VOICES_VERSION = "2"
+TEST_VOICES_VERSION = "3"
 
 
 def _common(name: str, architecture: str, symbols: list[str], description: str) -> dict:
@@ -149,19 +149,23 @@ def build_attention_voice(folder: Path, symbols: list[str]) -> Path:
         {"symbols": {1: sym}, "mask": {1: sym}},
         folder / "encoder.pt2",
     )
+    # A dynamic batch, as the reference attention voice's step: a replica steps every stream
+    # in flight with one call (serve_app/stepping.py). The example's batch of 2: a size of 1
+    # would be specialised.
+    batch = torch.export.Dim("batch", min=1, max=64)
     step_args = (
-        torch.zeros(1, N_MELS),
-        torch.zeros(1, STATE),
-        torch.zeros(1, 1),
-        torch.randn(1, 12, DIM),
-        torch.ones(1, 12),
+        torch.zeros(2, N_MELS),
+        torch.zeros(2, STATE),
+        torch.zeros(2, 1),
+        torch.randn(2, 12, DIM),
+        torch.ones(2, 12),
     )
     step_dynamic = {
-        "prev_frame": None,
-        "hidden": None,
-        "position": None,
-        "encodings": {1: sym},
-        "mask": {1: sym},
+        "prev_frame": {0: batch},
+        "hidden": {0: batch},
+        "position": {0: batch},
+        "encodings": {0: batch, 1: sym},
+        "mask": {0: batch, 1: sym},
     }
     export(step, step_args, step_dynamic, folder / "attention_decoder.pt2")
     config = _common(

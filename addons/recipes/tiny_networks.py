@@ -12,6 +12,7 @@ import math
 
 import torch
 from torch import nn
+from voicestack.addons.recipes.row_invariant import each, gru_cell_step, row_linear
 
 
 class MaskedConvStack(nn.Module):
@@ -112,16 +113,33 @@ class AttentionStep(nn.Module):
         self.scale = 1.0 / math.sqrt(memory_dim)
 
     def forward(self, prev_frame, hidden, position, encodings, mask):
+        """One step of a batch of streams, each row the same bits whatever else is in the
+        batch and however far its encodings are padded (addons/recipes/row_invariant.py), as
+        the reference attention voice's step: products row by row, sums over the symbols in
+        order (padding adds exact zeros at the end)."""
         memory = encodings
         n = memory.shape[1]
         index = torch.arange(n, dtype=memory.dtype, device=memory.device).unsqueeze(0)
-        content = (self.query(hidden).unsqueeze(1) * memory).sum(-1) * self.scale
+        query = row_linear(hidden, self.query.weight, self.query.bias)
+        content = (query.unsqueeze(1) * memory).sum(-1) * self.scale
         location = -((index - position) ** 2) / 2.0
         energies = torch.where(mask > 0, 0.5 * content + location, torch.full_like(content, -1e9))
-        weights = torch.softmax(energies, dim=-1)
-        context = (weights.unsqueeze(-1) * memory).sum(1)
-        hidden = self.cell(torch.cat([torch.relu(self.prenet(prev_frame)), context], -1), hidden)
-        position = position + 0.15 + 0.2 * torch.sigmoid(self.advance(hidden))
-        frame = self.out(torch.cat([hidden, context], -1))
+        exp = each(torch.exp, energies - energies.amax(-1, keepdim=True))
+        weights = exp / exp.cumsum(-1)[..., -1:]
+        context = (weights.unsqueeze(-1) * memory).cumsum(1)[:, -1]
+        prenet = torch.relu(row_linear(prev_frame, self.prenet.weight, self.prenet.bias))
+        cell = self.cell
+        hidden = gru_cell_step(
+            torch.cat([prenet, context], -1),
+            hidden,
+            cell.weight_ih,
+            cell.bias_ih,
+            cell.weight_hh,
+            cell.bias_hh,
+        )
+        advance = row_linear(hidden, self.advance.weight, self.advance.bias)
+        position = position + 0.15 + 0.2 * each(torch.sigmoid, advance)
+        h = torch.cat([hidden, context], -1)
+        frame = row_linear(h, self.out.weight, self.out.bias)
         stop = 4.0 * (position - mask.sum(-1, keepdim=True)).squeeze(-1)
         return frame, stop, hidden, position, weights
