@@ -275,7 +275,7 @@ class Composer:
             following: asyncio.Task | None = None
             words = (
                 asyncio.create_task(
-                    self._words(index, written, features, spans, playback.audio_s, text)
+                    self._words(index, written, features, frontend, spans, playback.audio_s, text)
                 )
                 if spans is not None
                 else None
@@ -345,6 +345,7 @@ class Composer:
         index: int,
         written: list,
         features: Any,
+        frontend: dict[str, Any],
         spans: asyncio.Task,
         offset_s: float,
         text: str,
@@ -364,7 +365,7 @@ class Composer:
                 lambda number: found.span(index, number),
                 text,
             )
-        features = await features if hasattr(features, "__await__") else features
+        features = await self._fetched_features(features, frontend)
         return timed_words(
             written,
             self.timeline.symbol_frames(features),
@@ -391,6 +392,19 @@ class Composer:
             features.update(request.features(index))
             return index, self._encoded(features), features["words"], features
         return index, None, None, None
+
+    async def _fetched_features(self, features: Any, frontend: dict[str, Any]) -> Any:
+        """The sentence's features from the sequence deployments, asked again (from its front
+        end's features) while a replica that held them has died."""
+        for delay in (*RETRY_DELAYS_S, None):
+            try:
+                return await features if hasattr(features, "__await__") else features
+            except Exception as e:
+                if delay is None or not lost_work(e):
+                    raise
+                await asyncio.sleep(delay)
+                features = self._encoded(dict(frontend))
+        raise AssertionError("unreachable")
 
     def _encoded(self, features: dict[str, Any]) -> Any:
         """A response holding `features` through the sequence deployments (not awaited)."""

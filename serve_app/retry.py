@@ -8,9 +8,12 @@ would only fail again.
 
 from __future__ import annotations
 
-#: Waits before each new try of a sentence whose work was lost with a replica: Serve starts a
-#: new replica and its routers stop choosing the dead one within these few seconds.
-RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 4.0)
+#: Waits before each new try of work lost with a replica: Serve starts a new replica and its
+#: routers stop choosing the dead one, within seconds on an idle machine and tens of seconds on
+#: a loaded one (a replica is a process that imports torch). Short waits first, then one every
+#: 4 s, for up to a minute in all: a stream paused that long and then whole is better than one
+#: failed; past that it fails, and says so.
+RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0, *[4.0] * 13)
 
 
 def lost_work(error: BaseException) -> bool:

@@ -108,9 +108,11 @@ def stream(
     kill_after: int | None = None,
     killing: tuple[str, str] | None = None,
     killed: list[int] | None = None,
+    started: threading.Event | None = None,
 ) -> Seen:
     """Send one request and read its whole body; once `kill_after` bytes have arrived, kill a
-    replica of `killing` = (application, deployment), recording its pid in `killed`."""
+    replica of `killing` = (application, deployment), recording its pid in `killed`. `started`
+    is set once the first bytes of the body (the voice's first audio) have arrived."""
     fmt = body.get("stream_format") if route == "/v1/audio/speech" else body.get("format")
     fmt = fmt or "wav"
     received = bytearray()
@@ -123,6 +125,8 @@ def stream(
         try:
             for piece in response.iter_raw():
                 received += piece
+                if started is not None and received:
+                    started.set()
                 if killing is not None and kill_after is not None and len(received) > kill_after:
                     pid = kill(*killing)
                     if killed is not None:
@@ -140,14 +144,17 @@ def stream(
 
 
 def in_background(
-    client_url: str, body: dict[str, Any], route: str = "/v1/synthesize"
+    client_url: str,
+    body: dict[str, Any],
+    route: str = "/v1/synthesize",
+    started: threading.Event | None = None,
 ) -> tuple[threading.Thread, list[Seen]]:
     """A stream of another request in a thread of its own (its own HTTP connection)."""
     out: list[Seen] = []
 
     def run() -> None:
         with httpx.Client(base_url=client_url, timeout=300) as client:
-            out.append(stream(client, body, route))
+            out.append(stream(client, body, route, started=started))
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()

@@ -123,4 +123,7 @@ def test_a_serve_deploy_of_an_unsatisfiable_placement_fails_fast_with_the_same_m
     }
     config["applications"].append(unsatisfiable)
     with pytest.raises(RuntimeError, match=r"block Decoder.*'tpu'"):
-        apply_config(config, timeout_s=60)
+        # Fast: the build task fails as soon as it has loaded the voice (seconds on an idle
+        # machine; over a minute was seen on one loaded far beyond one CPU-bound process),
+        # where an unplaceable replica would otherwise leave the app deploying for ever.
+        apply_config(config, timeout_s=300)

@@ -16,6 +16,7 @@ answers again (docs/reliability.md).
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -170,18 +171,23 @@ def test_a_request_whose_voice_had_sent_no_audio_yet_is_made_again_unseen(servic
     from ray import serve
 
     composer = serve.get_deployment_handle("Composer", app_name=ATTENTION)
-    playing, played = in_background(service["url"], request("test-attention", "wav"))
+    # Long enough to be still playing however long finding and killing the replica takes.
+    audio_flows = threading.Event()
+    playing, played = in_background(
+        service["url"],
+        request("test-attention", "wav", text=" ".join([LONG] * 6)),
+        started=audio_flows,
+    )
+    assert audio_flows.wait(300), "the first stream sent no audio"
     deadline = time.monotonic() + 120
-    while composer.load.remote().result()["active"] < 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
     waiting, waited = in_background(service["url"], request("test-attention"))
     while composer.load.remote().result()["waiting"] < 1:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     kill(ATTENTION, "Composer")
-    playing.join(300)
-    waiting.join(300)
+    playing.join(600)
+    waiting.join(600)
+    assert played and waited, "a request did not end"
     assert played[0].outcome() == ABORTED
     assert waited[0].status == 200 and waited[0].outcome() == COMPLETE, waited[0].body[:300]
     assert_same_audio(waited[0].audio(), whole["test-attention"])
