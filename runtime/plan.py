@@ -105,9 +105,7 @@ def _flatten(block: StreamableBlock, sequence: list, chain: list) -> None:
 
 
 def _flatten_sequence(block: SequenceBlock, sequence: list) -> None:
-    # A container built from config nodes is a composite; Encoders, which makes its own
-    # Encoder blocks from the addon's networks, is one leaf (it runs as one unit).
-    if isinstance(block, SequenceBlockContainer) and "blocks" in block.children:
+    if isinstance(block, SequenceBlockContainer) and block.composite:
         for child in block.blocks:
             _flatten_sequence(child, sequence)
     else:

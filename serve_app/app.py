@@ -63,14 +63,6 @@ def leaf_keys(plan) -> dict[int, str]:
     return keys
 
 
-def placement_type(block) -> str:
-    """The placement entry a leaf's deployment follows: its networks' (Encoders run the
-    `Encoder` networks, so an `Encoder` entry places them)."""
-    from voicestack.blocks.encoders import Encoders
-
-    return "Encoder" if isinstance(block, Encoders) else block.type_name
-
-
 def voice_spec(voice) -> dict[str, Any]:
     """The voice's plan as plain data: what the composer needs, and the deployments to make."""
     from voicestack.blocks.streamable import StreamableBlock
@@ -80,12 +72,12 @@ def voice_spec(voice) -> dict[str, Any]:
     placement = voice.env.placement
 
     def leaf(block) -> dict[str, Any]:
-        bp = placement.for_block(placement_type(block), voice=voice.name)
+        bp = placement.for_block(block.placement_type, voice=voice.name)
         produces = block.produces if isinstance(block, StreamableBlock) else None
         return {
             "key": keys[id(block)] if bp.group is None else f"{block.type_name}@{bp.group}",
             "type": block.type_name,
-            "placement_type": placement_type(block),
+            "placement_type": block.placement_type,
             "group": bp.group,
             "produces": produces,
             "node": block.node,
