@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voicestack.blocks.errors import ConfigError, Problem
 from voicestack.serve_app.deployments import COMPOSER, composer_options, leaf_deployments
+
+if TYPE_CHECKING:
+    from voicestack.runtime.voice import Voice
 
 logger = logging.getLogger("voicestack.serve")
 
@@ -36,7 +39,7 @@ def resolve_addon(addon: str) -> Path:
     return find_voice(addon).path
 
 
-def load_voice(addon: str, placement: Any = None):
+def load_voice(addon: str, placement: Any = None) -> Voice:
     """Build and check a voice in this process (networks load here once, as validation)."""
     from voicestack.addons.loader import load_addon
     from voicestack.placement.config import load_placement, parse_placement
