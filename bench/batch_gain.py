@@ -34,7 +34,7 @@ def steps_and_chunks(addon):
     segment = voice.plan.segments[0]
     features = run_sequence(voice.plan.sequence, voice.frontend({"text": TEXT}))
     largest: list = [None] * len(segment.steps)
-    for chunk in with_context(segment.head.stream(features, None), *segment.need):
+    for chunk in with_context(segment.head_block.stream(features, None), *segment.need):
         for i, step in enumerate(segment.steps):
             if largest[i] is None or chunk.frames.shape[0] > largest[i].frames.shape[0]:
                 largest[i] = chunk

@@ -1,6 +1,6 @@
 """GPU placement check: the decoder and vocoder on `cuda` give the CPU's audio, and what a chunk
 costs on each device. Runs where a GPU is (a lent machine); no Ray needed, because the leaf
-servers are plain classes: this builds them exactly as a Serve replica does (LeafSpec.build)
+servers are plain classes: this builds them exactly as a Serve replica does (from the plan)
 and drives the voice's plan through them, chunk by chunk, as the composer does.
 
     python bench/gpu_check.py                      # the test voices' duration voice
@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -24,7 +23,7 @@ from voicestack.blocks.chunk import with_context
 from voicestack.blocks.registry import REGISTRY
 from voicestack.placement.config import Placement
 from voicestack.runtime.plan import compile_plan
-from voicestack.serve_app.leaf import ChunkServer, LeafSpec, SequenceServer, SourceServer
+from voicestack.serve_app.leaf import ChunkServer, SequenceServer, SourceServer
 
 GPU = {"blocks": {b: {"device": "cuda", "num_gpus": 0.5} for b in ("Decoder", "Vocoder")}}
 #: A network on cuda differs from the CPU by TF32 rounding (cuDNN convolutions use TF32 by
@@ -37,15 +36,16 @@ def servers(addon, placement: dict):
     """The plan's leaves as the servers a Serve replica would hold, plus the plan."""
     env = BuildEnv(addon, Placement.model_validate(placement))
     stack = REGISTRY.build({"type": "StreamableStack", "stack": addon.config.stack}, "", env)
-    plan = compile_plan(stack)
+    plan = compile_plan(addon, env.placement, stack)
+    data = plan.to_dict()  # what a replica is given
 
-    def spec(block):
-        return [asdict(LeafSpec(addon.name, str(addon.root), placement, block.node, block.path))]
+    def served(leaf):
+        return [(data, leaf.path)]
 
-    sequence = [SequenceServer(spec(b)) for b in plan.sequence]
+    sequence = [SequenceServer(served(leaf)) for leaf in plan.sequence]
     segment = plan.segments[0]
-    source = SourceServer(spec(segment.head))
-    steps = [(ChunkServer(spec(s.block)), s.keep) for s in segment.steps]
+    source = SourceServer(served(segment.head))
+    steps = [(ChunkServer(served(s.leaf)), s.keep) for s in segment.steps]
     return plan, sequence, source, segment.need, steps
 
 

@@ -77,6 +77,12 @@ class Block:
         self.node: dict[str, Any] = {"type": self.type_name}
 
     @property
+    def placement_type(self) -> str:
+        """The placement entry that places this block when it runs as one unit (a deployment):
+        its own type, unless it runs networks built as other blocks (Encoders: `Encoder`)."""
+        return self.type_name
+
+    @property
     def inputs(self) -> tuple[str, ...]:
         """Names of the features (sequence-level tensors) this block reads."""
         return ()

@@ -13,6 +13,10 @@ class SequenceBlockContainer(SequenceBlock):
     """Runs its blocks in order; each sees the features of the ones before it."""
 
     children: ClassVar[dict[str, ChildArity]] = {"blocks": "many"}
+    #: Whether a runtime runs its blocks as leaves of their own: they come from config nodes,
+    #: so each can be rebuilt alone in another process. A container that makes its blocks
+    #: itself (Encoders, from the addon's networks) runs as one leaf.
+    composite: ClassVar[bool] = True
 
     def __init__(
         self,

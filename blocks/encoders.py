@@ -73,6 +73,7 @@ class Encoders(SequenceBlockContainer):
     """Every encoder network of the addon, each as an Encoder, run in dependency order."""
 
     children = {}
+    composite = False  # its Encoders are made here, from the addon's networks: one leaf
 
     class Config(BlockConfig):
         networks: list[str] | None = None
@@ -91,6 +92,11 @@ class Encoders(SequenceBlockContainer):
         #: The same blocks as `blocks`, known to be Encoders.
         self.encoders = _dependency_order(blocks, path)
         super().__init__(config, env, path, blocks=list(self.encoders))
+
+    @property
+    def placement_type(self) -> str:
+        """Its networks are placed as Encoder blocks' (an `Encoder` entry places them)."""
+        return "Encoder"
 
     def describe(self) -> dict[str, Any]:
         node = super().describe()

@@ -55,7 +55,7 @@ def synthesize_events(
 
     request = voice.request(RequestOptions(seed, speaker, speed))
     sentences = voice.sentences(text)
-    source = voice.plan.segments[0].head
+    source = voice.plan.segments[0].head_block
     timed = words and source.times_symbols
     aligned = words and not timed and source.reports_alignment
     spans = (

@@ -47,9 +47,7 @@ class Voice:
     @property
     def reads(self) -> frozenset[str]:
         """The request keys (blocks/request.py) that some block of this voice reads."""
-        from voicestack.blocks.request import REQUEST_KEYS
-
-        return REQUEST_KEYS & {n for b in self.stack.walk() for n in b.inputs}
+        return self.plan.reads
 
     def request(self, options: RequestOptions | None = None) -> VoiceRequest:
         """`options` checked against this voice (RequestError names what it cannot do)."""
@@ -88,8 +86,7 @@ class Voice:
     @property
     def speakers(self) -> list[str]:
         """The speakers' names, in the order of their ids (empty: one speaker)."""
-        table = self.addon.config.speakers
-        return sorted(table, key=table.__getitem__)
+        return self.plan.speaker_names
 
 
 def build_voice(
@@ -132,4 +129,5 @@ def build_voice(
         raise StackError(problems)
     from voicestack.runtime.plan import compile_plan
 
-    return Voice(addon, frontend, stack, env, compile_plan(stack))  # type: ignore[arg-type]
+    assert isinstance(frontend, SequenceBlock) and stack is not None  # else a problem above
+    return Voice(addon, frontend, stack, env, compile_plan(addon, merged, stack))

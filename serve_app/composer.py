@@ -26,10 +26,14 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from voicestack.blocks.registry import REGISTRY
 from voicestack.blocks.request import RequestOptions, VoiceRequest
+from voicestack.blocks.streamable import StreamableBlock
 from voicestack.blocks.words import AlignedWords, TextSpans
+from voicestack.runtime.plan import Plan
 from voicestack.serve_app import metrics
 from voicestack.serve_app.admission import Admission, Overloaded
+from voicestack.serve_app.deployments import COMPOSER
 from voicestack.serve_app.retry import RETRY_DELAYS_S, lost_work
 
 logger = logging.getLogger("voicestack.serve")
@@ -78,33 +82,26 @@ WARM_UP_TEXT = "Hello."
 
 
 class Composer:
-    async def __init__(self, voice: dict[str, Any], handles: dict[str, Any]):  # type: ignore[misc]
+    async def __init__(self, plan: dict[str, Any], handles: dict[str, Any]):  # type: ignore[misc]
         # (Serve awaits an async constructor: the warm-up runs before the replica is ready.)
-        self._build(voice, handles)
+        self._build(Plan.from_dict(plan), handles)
         await self._warm_up()
 
-    def _build(self, voice: dict[str, Any], handles: dict[str, Any]) -> None:
-        """`voice`: the voice's plan as data (app.voice_spec); `handles`: a DeploymentHandle
-        per deployment key of the plan (grouped blocks: ("app", "deployment") to look up)."""
-        from voicestack.addons.loader import load_addon
-        from voicestack.blocks.base import BuildEnv
-        from voicestack.blocks.registry import REGISTRY
-        from voicestack.placement.config import Placement
-
-        self.voice = voice
-        self.name = voice["name"]
-        self.reads = frozenset(voice["reads"])
-        self.speakers = dict(voice["speakers"])
-        env = BuildEnv(
-            load_addon(voice["addon_path"]), Placement.model_validate(voice["placement"])
-        )
+    def _build(self, plan: Plan, handles: dict[str, Any]) -> None:
+        """`plan`: the voice's (runtime/plan.py); `handles`: a DeploymentHandle per leaf
+        deployment's key (serve_app/deployments.py; a grouped leaf's: ("app", "deployment")
+        to look up)."""
         from voicestack.blocks.frontend import TextFrontend
+        from voicestack.serve_app.deployments import leaf_deployments
 
-        frontend = REGISTRY.build(voice["frontend"], "frontend", env)
+        self.plan = plan
+        self.name = plan.name
+        env = plan.env()
+        frontend = REGISTRY.build(plan.frontend, "frontend", env)
         if not isinstance(frontend, TextFrontend):
             raise TypeError(f"voice {self.name!r}: its front end is not a TextFrontend")
         self.frontend = frontend
-        streams = env.placement.for_block("Composer", voice=self.name).streams
+        streams = plan.placement.for_block(COMPOSER, voice=self.name).streams
         self.admission = Admission(
             streams.max_active,
             streams.max_waiting,
@@ -114,29 +111,24 @@ class Composer:
         )
         self.warming = False  # the warm-up's request is no client's: not in the metrics
         self.handles = {k: _handle(h) for k, h in handles.items()}
-        first, *rest = voice["segments"]
+        by_path = {d.leaf.path: self.handles[d.key] for d in leaf_deployments(plan)}
+        first, *rest = plan.segments
         self.first = first
-
-        def local(leaf):
-            return REGISTRY.build(leaf["node"], leaf["path"], env)
-
+        #: The sequence leaves' deployments, in order; the source's; the first segment's steps'.
+        self.sequence = [by_path[leaf.path] for leaf in plan.sequence]
+        self.source = by_path[first.head.path]
+        self.steps = [(by_path[step.leaf.path], step) for step in first.steps]
         # A source that knows each symbol's frames (a duration model's upsampler), built here
         # as well: word timestamps are made from it.
-        self.timeline = local(first["head"]) if voice["timeline"] else None
+        self.timeline: StreamableBlock | None = None
+        if plan.times_symbols:
+            source = first.head.build(env)
+            assert isinstance(source, StreamableBlock)  # the head of a segment
+            self.timeline = source
         #: Whether the source's chunks carry its alignment (an attention decoder's `marks`).
-        self.aligned = bool(voice.get("aligned"))
-        self.tail = None
-        if rest:  # later segments run here (see the module docstring)
-            from voicestack.runtime.plan import ChunkStep, Segment
-
-            self.tail = [
-                Segment(
-                    local(s["head"]),
-                    tuple(s["need"]),
-                    tuple(ChunkStep(local(st), tuple(st["keep"])) for st in s["steps"]),
-                )
-                for s in rest
-            ]
+        self.aligned = plan.reports_alignment
+        #: Later segments run here (see the module docstring).
+        self.tail = [segment.built(env) for segment in rest] or None
 
     async def _warm_up(self) -> None:
         """Synthesize a word through the whole chain, so the first client does not pay for the
@@ -161,11 +153,21 @@ class Composer:
         streams carry word timestamps."""
         from voicestack.blocks.request import SPEED
 
-        hidden = ("segments", "sequence_leaves", "reads", "speakers", "timeline", "aligned")
-        return {k: v for k, v in self.voice.items() if k not in hidden} | {
-            "speakers": sorted(self.speakers, key=self.speakers.__getitem__),
-            "speed": SPEED in self.reads,
-            "word_timestamps": self.timeline is not None or self.aligned,
+        plan = self.plan
+        return {
+            "name": plan.name,
+            "addon_path": plan.addon_path,
+            "architecture": plan.architecture,
+            "language": plan.language,
+            "sample_rate": plan.sample_rate,
+            "hop_length": plan.hop_length,
+            "n_mels": plan.n_mels,
+            "placement": plan.placement.model_dump(mode="json", exclude_unset=True),
+            "frontend": plan.frontend,
+            "stack": plan.stack,
+            "speakers": plan.speaker_names,
+            "speed": SPEED in plan.reads,
+            "word_timestamps": plan.times_symbols or plan.reports_alignment,
         }
 
     async def where(self) -> dict[str, Any]:
@@ -186,9 +188,11 @@ class Composer:
         from voicestack.blocks.errors import RequestError
         from voicestack.blocks.request import for_voice
 
-        recorded = metrics.Stream(self.name, self.voice["sample_rate"], record=not self.warming)
+        recorded = metrics.Stream(self.name, self.plan.sample_rate, record=not self.warming)
         try:
-            request = for_voice(options or RequestOptions(), self.name, self.reads, self.speakers)
+            request = for_voice(
+                options or RequestOptions(), self.name, self.plan.reads, self.plan.speakers
+            )
         except RequestError as e:
             recorded.error(e.status)
             yield _error(e.status, str(e))
@@ -314,7 +318,7 @@ class Composer:
                             "frames": mel.core.numpy(),
                         }
                     samples = audio.core[:, 0].numpy()
-                    playback.sent(samples.shape[0] / self.voice["sample_rate"])
+                    playback.sent(samples.shape[0] / self.plan.sample_rate)
                     yield {
                         "type": "audio",
                         "sentence": index,
@@ -360,16 +364,18 @@ class Composer:
         if self.timeline is None:  # words read from the chunks' alignment as they come
             return AlignedWords(
                 written,
-                self.voice["hop_length"] / self.voice["sample_rate"],
+                self.plan.hop_length / self.plan.sample_rate,
                 offset_s,
                 lambda number: found.span(index, number),
                 text,
             )
         features = await self._fetched_features(features, frontend)
+        frames = self.timeline.symbol_frames(features)
+        assert frames is not None  # a source that times symbols answers
         return timed_words(
             written,
-            self.timeline.symbol_frames(features),
-            self.voice["hop_length"] / self.voice["sample_rate"],
+            frames,
+            self.plan.hop_length / self.plan.sample_rate,
             offset_s,
             lambda number: found.span(index, number),
             text,
@@ -409,8 +415,8 @@ class Composer:
     def _encoded(self, features: dict[str, Any]) -> Any:
         """A response holding `features` through the sequence deployments (not awaited)."""
         response: Any = features
-        for leaf in self.voice["sequence_leaves"]:
-            response = self.handles[leaf["key"]].remote(self.name, response)
+        for handle in self.sequence:
+            response = handle.remote(self.name, response)
         return response
 
     async def _made_again(
@@ -450,11 +456,11 @@ class Composer:
         self, features: Any, with_mel: bool, playback: Playback
     ) -> AsyncIterator[tuple[Any, Any]]:
         """(audio chunk, mel chunk or None) of one sentence, in order."""
-        seg = self.first
-        source = self.handles[seg["head"]["key"]]
-        stream = source.options(stream=True).stream.remote(self.name, features, tuple(seg["need"]))
+        stream = self.source.options(stream=True).stream.remote(
+            self.name, features, self.first.need
+        )
         refs = await stream._to_object_ref_gen()
-        mel_from_source = seg["head"]["produces"] == "mel"
+        mel_from_source = self.first.head.produces == "mel"
         pending: asyncio.Queue = asyncio.Queue(maxsize=MAX_AHEAD)
         in_flight: list[Any] = []
 
@@ -462,12 +468,10 @@ class Composer:
             async for ref in refs:
                 response, mel = ref, (ref if mel_from_source else None)
                 deadline = playback.next_chunk()
-                for step in seg["steps"]:
-                    response = self.handles[step["key"]].apply.remote(
-                        self.name, response, tuple(step["keep"]), deadline
-                    )
+                for handle, step in self.steps:
+                    response = handle.apply.remote(self.name, response, step.keep, deadline)
                     in_flight.append(response)
-                    if step["produces"] == "mel":
+                    if step.leaf.produces == "mel":
                         mel = response
                 await pending.put((response, mel))
             await pending.put(None)

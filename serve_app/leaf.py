@@ -19,34 +19,25 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from voicestack.runtime.plan import Leaf, Plan
 
 logger = logging.getLogger("voicestack.serve")
 
 
-@dataclass(frozen=True)
-class LeafSpec:
-    """What a replica needs to rebuild one leaf block of one voice. Plain data (JSON-able)."""
+#: What a replica is told to run: a voice's plan as data (Plan.to_dict) and the path of the
+#: leaf it runs. A grouped deployment runs one leaf of each of several voices.
+Served = tuple[dict[str, Any], str]
 
-    voice: str
-    addon_path: str
-    placement: dict[str, Any]
-    """The voice's merged placement (addon default overridden by the deployment's)."""
-    node: dict[str, Any]
-    path: str
 
-    def build(self) -> Any:
-        from voicestack.addons.loader import load_addon
-        from voicestack.blocks.base import BuildEnv
-        from voicestack.blocks.registry import REGISTRY
-        from voicestack.placement.config import Placement
-
-        env = BuildEnv(load_addon(self.addon_path), Placement.model_validate(self.placement))
-        block = REGISTRY.build(self.node, self.path, env)
-        for network in {id(n): n for n in _networks(block)}.values():
-            network.ready().warm_up()  # on its device, every static size, before any request
-        return block
+def _built(plan: Plan, leaf: Leaf) -> Any:
+    """`leaf` of `plan`, built in this process, its networks warmed."""
+    block = leaf.build(plan.env())
+    for network in {id(n): n for n in _networks(block)}.values():
+        network.ready().warm_up()  # on its device, every static size, before any request
+    return block
 
 
 def _networks(block: Any) -> list[Any]:
@@ -54,17 +45,20 @@ def _networks(block: Any) -> list[Any]:
 
 
 class _LeafServer:
-    def __init__(self, leaves: list[dict[str, Any]]):
+    def __init__(self, leaves: list[Served]):
         import torch
+        from voicestack.runtime.plan import Plan
         from voicestack.serve_app import metrics
 
         # Replicas ask Ray for fractions of a CPU; torch's default of one thread per core would
         # have every replica on a node compete for all cores.
         torch.set_num_threads(int(os.environ.get("VOICESTACK_TORCH_THREADS", "1")))
-        specs = [LeafSpec(**leaf) for leaf in leaves]
-        self.blocks = {spec.voice: spec.build() for spec in specs}
+        #: Each voice's plan and the leaf of it this replica runs.
+        plans = [(Plan.from_dict(data), path) for data, path in leaves]
+        self.served = [(plan, plan.leaf(path)) for plan, path in plans]
+        self.blocks = {plan.name: _built(plan, leaf) for plan, leaf in self.served}
         #: This deployment's name: the metrics' `block` tag.
-        self.block_name = metrics.deployment_name(self.blocks[specs[0].voice].type_name)
+        self.block_name = metrics.deployment_name(self.served[0][1].type)
         #: Told of each block call's wall seconds (the metrics' compute time).
         self.computed = metrics.computed(self.block_name)
 
@@ -104,10 +98,9 @@ class SequenceServer(_LeafServer):
 
 
 class SourceServer(_LeafServer):
-    def __init__(self, leaves: list[dict[str, Any]]):
+    def __init__(self, leaves: list[Served]):
         from concurrent.futures import ThreadPoolExecutor
 
-        from voicestack.placement.config import Placement
         from voicestack.serve_app import metrics
         from voicestack.serve_app.stepping import Stepper
 
@@ -117,17 +110,14 @@ class SourceServer(_LeafServer):
         #: per network call), by voice; the other sources stream each request on its own.
         self.stepped: dict[str, Any] = {}
         limits = []
-        for leaf in leaves:
-            spec = LeafSpec(**leaf)
-            block = self.blocks[spec.voice]
+        for plan, leaf in self.served:
+            block = self.blocks[plan.name]
             if not getattr(block, "steps_together", False) or block.max_streams < 2:
                 continue
-            self.stepped[spec.voice] = block
+            self.stepped[plan.name] = block
             limits.append(block.max_streams)
             # An explicit `batching: {max_batch_size}` for the block caps its steps too.
-            placement = Placement.model_validate(spec.placement).for_block(
-                block.type_name, voice=spec.voice
-            )
+            placement = plan.placement.for_block(leaf.placement_type, voice=plan.name)
             if "batching" in placement.model_fields_set:
                 limits.append(placement.batching.max_batch_size)
         self.stepper = Stepper(
@@ -197,19 +187,15 @@ class SourceServer(_LeafServer):
 
 
 class ChunkServer(_LeafServer):
-    def __init__(self, leaves: list[dict[str, Any]]):
+    def __init__(self, leaves: list[Served]):
         from concurrent.futures import ThreadPoolExecutor
 
-        from voicestack.placement.config import Placement
         from voicestack.serve_app import metrics
         from voicestack.serve_app.batching import Batcher, apply_items, batch_together
 
         super().__init__(leaves)
-        first = LeafSpec(**leaves[0])
-        block = self.blocks[first.voice]
-        placement = Placement.model_validate(first.placement).for_block(
-            block.type_name, voice=first.voice
-        )
+        plan, leaf = self.served[0]
+        placement = plan.placement.for_block(leaf.placement_type, voice=plan.name)
         # Chunk calls run at once: by default one per whole CPU the replica reserved, at least
         # one. Many more only fight over the GIL: six threads of Griffin-Lim on two cores cost
         # 40% more CPU per second of audio than one (bench/profile_service.py).

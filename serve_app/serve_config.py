@@ -29,13 +29,8 @@ def serve_config(
     check_resources: bool = True,
 ) -> dict[str, Any]:
     """The Serve config (as a dict) serving `voices` under `placement`."""
-    from voicestack.serve_app.app import (
-        COMPOSER,
-        deployment_options,
-        deployments_of,
-        load_voice,
-        voice_spec,
-    )
+    from voicestack.serve_app.app import load_voice
+    from voicestack.serve_app.deployments import composer_options, leaf_deployments
     from voicestack.serve_app.names import INGRESS_APP, group_app_name, voice_app_name
 
     apps: list[dict[str, Any]] = [
@@ -48,33 +43,25 @@ def serve_config(
     ]
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     for name in voices:
-        voice = load_voice(name, placement)
-        spec = voice_spec(voice)
-        merged = voice.env.placement
+        plan = load_voice(name, placement).plan
         args: dict[str, Any] = {"addon": name}
         if placement:
             args["placement"] = placement
         if not check_resources:
             args["check_resources"] = False
         deployments = []
-        for leaf in deployments_of(spec):
-            bp = merged.for_block(leaf["placement_type"], voice=voice.name)
-            where = f"voice {name!r}: block {leaf['type']}"
-            options = deployment_options(bp, leaf["type"], where, leaf["kind"])
-            if leaf["group"] is not None:
-                key = (leaf["group"], leaf["type"])
-                entry = groups.setdefault(key, {"options": options, "voices": []})
+        for d in leaf_deployments(plan):
+            if d.group is not None:  # listed once, in its group's application
+                entry = groups.setdefault(
+                    (d.group, d.leaf.type), {"options": d.options, "voices": []}
+                )
                 entry["voices"].append(args)
-                continue
-            options["name"] = leaf["key"]
-            deployments.append(_yaml_options(options))
-        composer = deployment_options(
-            merged.for_block(COMPOSER, voice=voice.name), COMPOSER, name, "composer"
-        )
-        deployments.append(_yaml_options(composer))
+            else:
+                deployments.append(_yaml_options(d.options))
+        deployments.append(_yaml_options(composer_options(plan)))
         apps.append(
             {
-                "name": voice_app_name(voice.name),
+                "name": voice_app_name(plan.name),
                 "route_prefix": None,
                 "import_path": "voicestack.serve_app.app:voice_app",
                 "args": args,

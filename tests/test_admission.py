@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from voicestack.placement.config import parse_placement
 from voicestack.serve_app.admission import Admission, Overloaded
-from voicestack.serve_app.app import COMPOSER_SPARE, deployment_options
+from voicestack.serve_app.deployments import COMPOSER_SPARE, deployment_options
 
 
 async def _stream(gate: Admission, name: str, log: list[str], release: asyncio.Event) -> str:
@@ -85,11 +85,10 @@ def test_the_composer_takes_its_streams_and_waiters_from_the_placement():
 
 
 def test_a_replica_reads_the_placement_layered_as_the_builder_did(duration_addon):
-    """The voice spec carries the placement to replicas as data; an entry must still fall back
+    """The plan carries the placement to replicas as data; an entry must still fall back
     to the one below it there (a block entry that sets only batching keeps the default's
     device and CPUs), as it does where the app is built."""
-    from voicestack.placement.config import Placement
-    from voicestack.serve_app.app import voice_spec
+    from voicestack.runtime.plan import Plan
 
     from .conftest import voice_with
 
@@ -98,8 +97,8 @@ def test_a_replica_reads_the_placement_layered_as_the_builder_did(duration_addon
         "blocks": {"Decoder": {"batching": {"max_batch_size": 4}}},
         "voices": {"test-duration": {"Composer": {"streams": {"max_active": 3}}}},
     }
-    spec = voice_spec(voice_with(duration_addon, placement=placement))
-    in_replica = Placement.model_validate(spec["placement"])
+    plan = voice_with(duration_addon, placement=placement).plan
+    in_replica = Plan.from_dict(plan.to_dict()).placement
     decoder = in_replica.for_block("Decoder", voice="test-duration")
     assert (decoder.num_cpus, decoder.batching.max_batch_size) == (0.5, 4)
     composer = in_replica.for_block("Composer", voice="test-duration")

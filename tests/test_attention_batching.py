@@ -50,7 +50,7 @@ def test_voice(voices_dir):
 
 @pytest.fixture(scope="module")
 def decoder(voice):
-    return voice.plan.segments[0].head
+    return voice.plan.segments[0].head.block
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_streams_stepped_together_make_each_stream_s_frames_alone_bit_for_bit(
     which, decoder, features, test_voice
 ):
     if which == "test":
-        decoder = test_voice.plan.segments[0].head
+        decoder = test_voice.plan.segments[0].head.block
         assert decoder.steps_together and decoder.max_streams == 64
         request = test_voice.request(RequestOptions(0, None, 1.0))
         features = [

@@ -142,7 +142,8 @@ def test_chunk_calls_batch_only_with_the_same_network_at_close_lengths(duration_
     from voicestack.blocks.chunk import Chunk
     from voicestack.serve_app.batching import batch_together
 
-    decoder = next(b for b in voice_with(duration_addon).plan.leaves() if b.type_name == "Decoder")
+    plan = voice_with(duration_addon).plan
+    decoder = next(leaf.block for leaf in plan.leaves() if leaf.type == "Decoder")
 
     def item(frames: int):
         return (
@@ -174,7 +175,7 @@ def test_one_bad_item_does_not_cost_the_others_their_results():
 
 def test_a_network_exported_for_one_item_at_a_time_is_called_once_per_item(duration_addon):
     voice = voice_with(duration_addon)
-    encoder = voice.plan.sequence[0].blocks[0].network  # exported with a fixed batch of 1
+    encoder = voice.plan.sequence[0].block.blocks[0].network  # exported with a fixed batch of 1
     assert encoder.max_batch == 1
     items = [{"symbols": torch.tensor([3, 4, 5, 6])}, {"symbols": torch.tensor([7, 8])}]
     batched = encoder.run_batch(items)
@@ -223,17 +224,11 @@ def test_a_first_chunk_arriving_while_the_replica_is_busy_runs_next():
     [({}, 1), ({"num_cpus": 2}, 2), ({"num_cpus": 0.1, "threads": 3}, 3)],
 )
 def test_a_chunk_replica_runs_one_call_per_reserved_cpu_unless_told(duration_addon, entry, threads):
-    from dataclasses import asdict
+    from voicestack.serve_app.leaf import ChunkServer
 
-    from voicestack.serve_app.leaf import ChunkServer, LeafSpec
-
-    placement = {"blocks": {"Decoder": entry}}
-    voice = voice_with(duration_addon, placement=placement)
-    decoder = voice.plan.segments[0].steps[0].block
-    spec = LeafSpec(
-        "test-duration", str(duration_addon.root), placement, decoder.node, decoder.path
-    )
-    server = ChunkServer([asdict(spec)])
+    plan = voice_with(duration_addon, placement={"blocks": {"Decoder": entry}}).plan
+    decoder = plan.segments[0].steps[0].leaf
+    server = ChunkServer([(plan.to_dict(), decoder.path)])
     assert server.threads == threads
     assert server._pool._max_workers == threads
 
