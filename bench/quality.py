@@ -418,14 +418,16 @@ class AttentionWatch:
         if not self.active:
             return
         network = blocks[0].network
-        run = network.run
+        run_batch = network.run_batch
 
-        def recording_run(inputs, boundaries=None):
-            out = run(inputs, boundaries)
-            self.argmax.append(int(out["weights"].argmax()))
-            return out
+        # The decoder steps its streams through `run_batch` (one stream here: one sentence is
+        # synthesised at a time).
+        def recording_run_batch(items):
+            outs = run_batch(items)
+            self.argmax.extend(int(out["weights"].argmax()) for out in outs)
+            return outs
 
-        network.run = recording_run
+        network.run_batch = recording_run_batch
         self.frontend = voice.frontend
 
     def count(self, text: str) -> tuple[int, int, int]:
