@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 from voicestack.addons.loader import load_addon
-from voicestack.addons.recipes import attention_voice
+from voicestack.addons.recipes import attention_voice, row_invariant
 from voicestack.addons.search_path import find_voice
 from voicestack.blocks.request import RequestOptions
 from voicestack.runtime.plan import run_sequence
@@ -67,7 +67,7 @@ def alone(decoder, features) -> torch.Tensor:
 
 def test_the_reference_attention_voice_steps_up_to_64_streams_per_call(decoder):
     assert decoder.steps_together
-    assert decoder.max_streams == attention_voice.MAX_STREAMS == 64
+    assert decoder.max_streams == row_invariant.MAX_STREAMS == 64
 
 
 @pytest.mark.parametrize("which", ["reference", "test"])

@@ -46,6 +46,7 @@ from voicestack.addons.recipes.addon_files import (
 )
 from voicestack.addons.recipes.duration_voice import DIM, TextEncoder, _batches, _collate
 from voicestack.addons.recipes.row_invariant import each, gru_cell_step, rows
+from voicestack.addons.recipes.row_invariant import export_step as export_step_network
 
 HIDDEN, PRENET = 256, 128
 MAX_ADVANCE = 3.0
@@ -229,37 +230,9 @@ def train(dest_corpus: Path, steps: int, frames_per_batch: int, seed: int = 0):
     return encoder, step_net, report
 
 
-#: The most streams one call of the step network takes: the replica steps every stream in
-#: flight together (serve_app/stepping.py), up to this many per call.
-MAX_STREAMS = 64
-
-
 def export_step(step_net: nn.Module, path: Path) -> None:
-    """Export one decoder step with a dynamic batch on every input, so that one call can step
-    many streams (their encodings padded to a common length and masked)."""
-    batch = torch.export.Dim("batch", min=1, max=MAX_STREAMS)
-    sym = torch.export.Dim("symbols", min=1, max=MAX_SYMBOLS)
-    # An example batch of 2 and length 12: a size of 1 in the example would be specialised.
-    with torch.no_grad():
-        program = torch.export.export(
-            step_net.eval(),
-            (
-                torch.zeros(2, corpus.N_MELS),
-                torch.zeros(2, HIDDEN),
-                torch.zeros(2, 1),
-                torch.randn(2, 12, DIM),
-                torch.ones(2, 12),
-            ),
-            dynamic_shapes={
-                "prev_frame": {0: batch},
-                "hidden": {0: batch},
-                "position": {0: batch},
-                "encodings": {0: batch, 1: sym},
-                "mask": {0: batch, 1: sym},
-            },
-            strict=False,
-        )
-    torch.export.save(program, path)
+    """Export one decoder step with a dynamic batch (addons/recipes/row_invariant.py)."""
+    export_step_network(step_net, corpus.N_MELS, HIDDEN, DIM, MAX_SYMBOLS, path)
 
 
 def reexport(folder: Path) -> Path:

@@ -10,8 +10,13 @@ the batch's size or on how far its inputs are padded.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
+
+#: Streams one call of an exported step network may take.
+MAX_STREAMS = 64
 
 
 def row_linear(x, weight, bias):
@@ -50,3 +55,31 @@ def gru_cell_step(x, hidden, weight_ih, bias_ih, weight_hh, bias_hh):
     update = torch.sigmoid(gh[1] + gi[1])
     new = torch.tanh(gi[2] + gh[2] * reset)
     return (hidden - new) * update + new
+
+
+def export_step(
+    step: nn.Module, n_mels: int, state: int, memory: int, max_symbols: int, path: Path
+) -> None:
+    """Export an attention decoder's step (prev_frame, hidden, position, encodings, mask) with a
+    dynamic batch on every input, so that one call can step many streams (their encodings
+    padded to a common length and masked). The example batch is 2: a size of 1 would be
+    specialised."""
+    batch = torch.export.Dim("batch", min=1, max=MAX_STREAMS)
+    symbols = torch.export.Dim("symbols", min=1, max=max_symbols)
+    example = (
+        torch.zeros(2, n_mels),
+        torch.zeros(2, state),
+        torch.zeros(2, 1),
+        torch.randn(2, 12, memory),
+        torch.ones(2, 12),
+    )
+    dynamic = {
+        "prev_frame": {0: batch},
+        "hidden": {0: batch},
+        "position": {0: batch},
+        "encodings": {0: batch, 1: symbols},
+        "mask": {0: batch, 1: symbols},
+    }
+    with torch.no_grad():
+        program = torch.export.export(step.eval(), example, dynamic_shapes=dynamic, strict=False)
+    torch.export.save(program, path)

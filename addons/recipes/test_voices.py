@@ -17,6 +17,7 @@ import torch
 from voicestack.addons.format import FORMAT_VERSION
 from voicestack.addons.recipes import tiny_networks as nets
 from voicestack.addons.recipes.addon_files import export, symbol_inputs, tensor, write_addon
+from voicestack.addons.recipes.row_invariant import export_step
 
 SAMPLE_RATE, HOP, N_MELS, DIM, STATE = 22050, 256, 80, 32, 64
 MAX_SYMBOLS, MAX_FRAMES = 1024, 8192
@@ -150,24 +151,8 @@ def build_attention_voice(folder: Path, symbols: list[str]) -> Path:
         folder / "encoder.pt2",
     )
     # A dynamic batch, as the reference attention voice's step: a replica steps every stream
-    # in flight with one call (serve_app/stepping.py). The example's batch of 2: a size of 1
-    # would be specialised.
-    batch = torch.export.Dim("batch", min=1, max=64)
-    step_args = (
-        torch.zeros(2, N_MELS),
-        torch.zeros(2, STATE),
-        torch.zeros(2, 1),
-        torch.randn(2, 12, DIM),
-        torch.ones(2, 12),
-    )
-    step_dynamic = {
-        "prev_frame": {0: batch},
-        "hidden": {0: batch},
-        "position": {0: batch},
-        "encodings": {0: batch, 1: sym},
-        "mask": {0: batch, 1: sym},
-    }
-    export(step, step_args, step_dynamic, folder / "attention_decoder.pt2")
+    # in flight with one call (serve_app/stepping.py).
+    export_step(step, N_MELS, STATE, DIM, MAX_SYMBOLS, folder / "attention_decoder.pt2")
     config = _common(
         "test-attention",
         "attention",
