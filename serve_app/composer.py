@@ -132,7 +132,7 @@ class Composer:
 
     async def _warm_up(self) -> None:
         """Synthesize a word through the whole chain, so the first client does not pay for the
-        handles' first calls (about 1.5 s here), and the voice is only marked running once its
+        handles' first calls (docs/benchmarks.md, start-up), and the voice is only marked running once its
         blocks really answer."""
         t0 = time.perf_counter()
         self.warming = True

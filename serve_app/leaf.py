@@ -197,8 +197,8 @@ class ChunkServer(_LeafServer):
         plan, leaf = self.served[0]
         placement = plan.placement.for_block(leaf.placement_type, voice=plan.name)
         # Chunk calls run at once: by default one per whole CPU the replica reserved, at least
-        # one. Many more only fight over the GIL: six threads of Griffin-Lim on two cores cost
-        # 40% more CPU per second of audio than one (bench/profile_service.py).
+        # one. Many more only fight over the GIL and cost more CPU per second of audio
+        # (docs/benchmarks.md, "where a second of audio's CPU goes").
         self.threads = placement.threads or max(1, int(placement.num_cpus))
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="chunk")
         # Every call goes through the batcher, batched or not (a batch of one never waits):
