@@ -102,7 +102,7 @@ class Network:
 
     def _length(self, inputs: dict[str, torch.Tensor]) -> int | None:
         lengths = {
-            t.name: inputs[t.name].shape[t.length_axis - 1]
+            t.name: inputs[t.name].shape[_axis(t) - 1]
             for t in self.length_inputs
             if t.name in inputs and t.name != MASK
         }
@@ -116,7 +116,7 @@ class Network:
         out = dict(inputs)
         for t in self.length_inputs:
             if t.name in out:
-                out[t.name] = out[t.name].narrow(t.length_axis - 1, start, end - start)
+                out[t.name] = out[t.name].narrow(_axis(t) - 1, start, end - start)
         return out
 
     def run_batch(self, items: list[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
@@ -126,8 +126,9 @@ class Network:
         Every layer masks its input, so a padded item computes what it computes alone: the
         results equal one `run` per item. Items must fit in one call (no splitting here).
         """
-        lengths = [self._length(inputs) for inputs in items]
-        if any(n is None for n in lengths):
+        found = [self._length(inputs) for inputs in items]
+        lengths = [n for n in found if n is not None]
+        if len(lengths) < len(found):
             raise ValueError(f"network {self.name!r}: batching needs a length axis")
         # A network without a mask input (a HiFi-GAN generator) pads with its own zeros at
         # every layer's edge, which padding the input cannot imitate: only items of one length
@@ -139,7 +140,7 @@ class Network:
         for members in groups.values():
             for start in range(0, len(members), self.max_batch):
                 part = members[start : start + self.max_batch]
-                longest = max(lengths[i] for i in part)  # type: ignore[type-var]
+                longest = max(lengths[i] for i in part)
                 outs = self._call_batch(
                     [items[i] for i in part],
                     [lengths[i] for i in part],
@@ -359,3 +360,9 @@ def _compare(value: Any, spec: TensorSpec, key: str) -> list[Problem]:
         if isinstance(dim, int) and isinstance(actual, int) and dim != actual:
             problems.append(Problem(key, f"dim {i}: declared {dim}, the archive has {actual}"))
     return problems
+
+
+def _axis(t: TensorSpec) -> int:
+    """The length axis of an input among `Network.length_inputs` (which have one)."""
+    assert t.length_axis is not None
+    return t.length_axis
