@@ -113,13 +113,24 @@ def main() -> None:
                 for v, fmt, s in streams:
                     expected = None if fmt == "msgpack" else whole[v][fmt]
                     outcome = s.outcome(expected)
-                    equal = None
+                    equal, max_lsb, snr_db = None, None, None
                     if fmt == "msgpack" and outcome == COMPLETE:
-                        got, ref = s.audio(), whole[v]["audio"]
-                        equal = got.shape == ref.shape and bool(
-                            np.abs(got.astype(int) - ref.astype(int)).max() <= SAME_LSB
-                        )
-                    outcomes.append({"voice": v, "format": fmt, "outcome": outcome, "equal": equal})
+                        got, ref = s.audio().astype(int), whole[v]["audio"].astype(int)
+                        if got.shape == ref.shape:
+                            max_lsb = int(np.abs(got - ref).max())
+                            noise = float(np.sum((got - ref) ** 2))
+                            snr_db = round(10 * np.log10(np.sum(ref**2) / max(noise, 1e-9)), 1)
+                        equal = max_lsb is not None and max_lsb <= SAME_LSB
+                    outcomes.append(
+                        {
+                            "voice": v,
+                            "format": fmt,
+                            "outcome": outcome,
+                            "equal": equal,
+                            "max_lsb": max_lsb,
+                            "snr_db": snr_db,
+                        }
+                    )
                 row = {
                     "application": app,
                     "deployment": deployment,
