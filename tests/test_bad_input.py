@@ -17,6 +17,7 @@ import pytest
 from voicestack.addons.search_path import find_voice
 
 from .ray_service import running_service, wav_samples
+from .same_audio import SAME_TEXT_LSB
 
 pytestmark = pytest.mark.ray
 
@@ -30,9 +31,6 @@ PLACEMENT = {
 }
 #: A case that takes longer than this is a hang: the test fails instead of waiting.
 CASE_TIMEOUT_S = 60
-#: The same request twice may differ by the rounding of differently batched chunks
-#: (tests/test_serve.py SAME_TEXT_LSB); another request's audio differs by thousands.
-SAME_TEXT_LSB = 2
 
 SYNTH = "/v1/synthesize"
 SPEECH = "/v1/audio/speech"

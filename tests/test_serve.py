@@ -21,6 +21,7 @@ from voicestack.serve_app.serve_config import serve_config
 
 from .conftest import voice_with
 from .ray_service import apply_config, pcm16, running_service, wav_samples
+from .same_audio import SAME_TEXT_LSB
 from .test_formats import EXTRA_SAMPLES, decode
 
 pytestmark = pytest.mark.ray
@@ -96,18 +97,6 @@ def test_the_first_chunk_leaves_before_the_later_sentences_are_encoded(service):
     assert end["chunks"] == len(audio)
     # Chunks of both streams (and several of each in flight) reach the decoder together.
     assert max(handle("voice-test-duration", "Decoder").batch_sizes.remote().result()) > 1
-
-
-#: Two requests for the same text need not get bit-identical audio: the Decoder and Vocoder
-#: replicas run the chunks of whichever streams are in flight as one network call, padded to a
-#: common length (serve_app/batching.py), and another batch is another float computation. Measured
-#: (this text, sent 8 at a time beside 4 of LONG, 40 rounds, idle and beside two CPU-bound
-#: processes: batches of 1 to 8) against the same text sent alone, over 320 requests: at most
-#: 1 LSB apart, SNR >= 103.8 dB: the float difference is far below an LSB (3e-5), and only flips
-#: samples that sit near a rounding boundary. 2 LSB (6e-5 of full scale, the bound the
-#: local-runtime comparisons use) leaves margin; a real fault is thousands of LSB (this audio
-#: shifted by one sample differs by up to 28,000).
-SAME_TEXT_LSB = 2
 
 
 def assert_same_audio(got: np.ndarray, expected: np.ndarray) -> None:

@@ -33,7 +33,7 @@ from .faults import (
     wait_until_served,
 )
 from .ray_service import running_service
-from .test_serve import SAME_TEXT_LSB
+from .same_audio import SAME_TEXT_LSB
 
 pytestmark = pytest.mark.ray
 
@@ -76,7 +76,7 @@ def whole(service):
 
 def assert_same_audio(got: np.ndarray, expected: np.ndarray) -> None:
     """Equal to the request made without a fault, within what batching with other streams'
-    chunks can change (tests/test_serve.py SAME_TEXT_LSB)."""
+    chunks can change (tests/same_audio.py)."""
     assert got.shape == expected.shape
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= SAME_TEXT_LSB
 
