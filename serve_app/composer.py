@@ -34,7 +34,7 @@ from voicestack.runtime.plan import Plan
 from voicestack.serve_app import metrics
 from voicestack.serve_app.admission import Admission, Overloaded
 from voicestack.serve_app.deployments import COMPOSER
-from voicestack.serve_app.retry import RETRY_DELAYS_S, lost_work
+from voicestack.serve_app.retry import attempts
 
 logger = logging.getLogger("voicestack.serve")
 
@@ -402,15 +402,12 @@ class Composer:
     async def _fetched_features(self, features: Any, frontend: dict[str, Any]) -> Any:
         """The sentence's features from the sequence deployments, asked again (from its front
         end's features) while a replica that held them has died."""
-        for delay in (*RETRY_DELAYS_S, None):
-            try:
+        async for attempt in attempts():
+            with attempt:
+                if attempt.number:
+                    features = self._encoded(dict(frontend))
                 return await features if hasattr(features, "__await__") else features
-            except Exception as e:
-                if delay is None or not lost_work(e):
-                    raise
-                await asyncio.sleep(delay)
-                features = self._encoded(dict(frontend))
-        raise AssertionError("unreachable")
+        raise AssertionError("unreachable: the last try's error is raised")
 
     def _encoded(self, features: dict[str, Any]) -> Any:
         """A response holding `features` through the sequence deployments (not awaited)."""
@@ -428,29 +425,29 @@ class Composer:
         thus completes whole; after the last try the error is raised (the stream says it
         failed)."""
         sent = 0
-        for delay in (*RETRY_DELAYS_S, None):
-            made = 0
-            try:
+
+        def lost(error: BaseException, delay: float) -> None:
+            metrics.retried(self.name)
+            logger.warning(
+                "voice %s: a replica died under a sentence (%s chunks sent); made again "
+                "in %.1f s: %s",
+                self.name,
+                sent,
+                delay,
+                type(error).__name__,
+            )
+
+        async for attempt in attempts(on_lost=lost):
+            with attempt:
+                if attempt.number:
+                    features = self._encoded(dict(frontend))
+                made = 0
                 async for item in self._sentence(features, with_mel, playback):
                     made += 1
                     if made > sent:
                         sent = made
                         yield item
                 return
-            except Exception as e:
-                if delay is None or not lost_work(e):
-                    raise
-                metrics.retried(self.name)
-                logger.warning(
-                    "voice %s: a replica died under a sentence (%s chunks sent); made again "
-                    "in %.1f s: %s",
-                    self.name,
-                    sent,
-                    delay,
-                    type(e).__name__,
-                )
-                await asyncio.sleep(delay)
-                features = self._encoded(dict(frontend))
 
     async def _sentence(
         self, features: Any, with_mel: bool, playback: Playback

@@ -36,7 +36,7 @@ from voicestack.serve_app.auth import load_api_keys, refusal
 from voicestack.serve_app.formats import FORMATS, StreamEncoder, resampler
 from voicestack.serve_app.names import voice_app_name, voice_of
 from voicestack.serve_app.openai_api import SpeechRequest
-from voicestack.serve_app.retry import RETRY_DELAYS_S, lost_work
+from voicestack.serve_app.retry import attempts, lost_work
 
 logger = logging.getLogger("voicestack.serve")
 
@@ -336,37 +336,46 @@ class Ingress:
             )
         return handle, await self._describe(voice, handle)
 
+    async def _first_message(
+        self, handle: Any, text: str, options: RequestOptions, with_mel: bool
+    ) -> tuple[Any, dict]:
+        """The voice's stream and its first message. A composer that died before any audio
+        left has given the client nothing yet, so the request goes again to another (or the
+        restarted) replica, unseen."""
+
+        def lost(error: BaseException, delay: float) -> None:
+            logger.warning("voice stream lost before its audio (%s); sent again", error)
+
+        async for attempt in attempts(on_lost=lost):
+            with attempt:
+                stream = handle.options(stream=True).synthesize.remote(text, with_mel, options)
+                try:
+                    return stream, await stream.__anext__()
+                except StopAsyncIteration:
+                    raise Refusal(500, "the voice ended the stream without audio") from None
+        raise AssertionError("unreachable: the last try's error is raised")
+
     async def _start(
         self, handle: Any, text: str, options: RequestOptions, with_mel: bool = False
     ) -> tuple[Any, dict]:
         """The voice's stream and its first message, audio; raises Refusal when the voice
         refuses the request (a 4xx naming the problem) or is at capacity (503, Retry-After)."""
-        for delay in (*RETRY_DELAYS_S, None):
-            stream = handle.options(stream=True).synthesize.remote(text, with_mel, options)
-            try:
-                first = await stream.__anext__()
-                break
-            except StopAsyncIteration:
-                raise Refusal(500, "the voice ended the stream without audio") from None
-            except Exception as e:
-                # A composer that died before any audio left: the client has nothing yet, so
-                # the request goes again to another (or the restarted) replica, unseen.
-                lost = lost_work(e)
-                if delay is not None and lost:
-                    logger.warning("voice stream lost before its audio (%s); sent again", e)
-                    await asyncio.sleep(delay)
-                    continue
-                logger.exception("voice stream failed before its audio")
-                if lost:
-                    raise Refusal(
-                        503,
-                        "the voice's replicas kept failing; try again shortly",
-                        code="voice_unavailable",
-                        headers={"Retry-After": "2"},
-                    ) from e
+        try:
+            stream, first = await self._first_message(handle, text, options, with_mel)
+        except Refusal:
+            raise
+        except Exception as e:
+            logger.exception("voice stream failed before its audio")
+            if lost_work(e):
                 raise Refusal(
-                    500, f"synthesis failed: {type(e).__name__}", code="synthesis_failed"
+                    503,
+                    "the voice's replicas kept failing; try again shortly",
+                    code="voice_unavailable",
+                    headers={"Retry-After": "2"},
                 ) from e
+            raise Refusal(
+                500, f"synthesis failed: {type(e).__name__}", code="synthesis_failed"
+            ) from e
         if first["type"] == "error":
             stream.cancel()
             if "retry_after_s" in first:  # the voice is at capacity: shed, never hang

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from voicestack.blocks.errors import validation_problems
 from voicestack.blocks.request import MAX_SPEED, MIN_SPEED, RequestOptions, new_seed
 from voicestack.serve_app.formats import FORMATS, StreamEncoder, resampler
-from voicestack.serve_app.retry import RETRY_DELAYS_S, lost_work
+from voicestack.serve_app.retry import attempts
 
 logger = logging.getLogger("voicestack.serve")
 
@@ -183,23 +183,30 @@ class _Session:
                 self.seed, self.config.speaker, self.config.speed, first_sentence=sentence
             )
             start_s = self.sent / self.native
-            for delay in (*RETRY_DELAYS_S, None):
-                before = self.delivered
-                try:
-                    sentence = await self._run(text, options, start_s, consumed, sentence)
-                    break
-                except Exception as e:
-                    # A composer that died before this run's first audio: run it again, unseen.
-                    if delay is None or self.delivered != before or not lost_work(e):
-                        raise
-                    logger.warning("text stream: voice lost before its audio (%s); again", e)
-                    await asyncio.sleep(delay)
+            sentence = await self._run_again_while_unseen(
+                text, options, start_s, consumed, sentence
+            )
             consumed += len(text)
         if self.resample is not None:
             await self._send(self.encoder.audio(self.resample(None), 0))
         await self._send(self.encoder.end({}))
         end = {"type": "end", "audio_s": round(self.sent / self.native, 4), "sentences": sentence}
         await _close(self.socket, {**end, "seed": self.seed}, 1000)
+
+    async def _run_again_while_unseen(
+        self, text: str, options: RequestOptions, start_s: float, consumed: int, sentence: int
+    ) -> int:
+        """`_run`, made again when its composer died before the run's first audio (the client
+        has seen nothing of it); once audio went out, a loss fails the stream."""
+        before = self.delivered
+
+        def lost(error: BaseException, delay: float) -> None:
+            logger.warning("text stream: voice lost before its audio (%s); again", error)
+
+        async for attempt in attempts(on_lost=lost, may_retry=lambda: self.delivered == before):
+            with attempt:
+                return await self._run(text, options, start_s, consumed, sentence)
+        raise AssertionError("unreachable: the last try's error is raised")
 
     async def _run(
         self, text: str, options: RequestOptions, start_s: float, consumed: int, sentence: int
