@@ -17,7 +17,6 @@ import heapq
 import itertools
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,8 +72,6 @@ class Batcher:
         self._seq = itertools.count()
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
-        #: Sizes of the latest batches (tests, diagnostics; bounded: a replica runs for weeks).
-        self.sizes: deque[int] = deque(maxlen=4096)
 
     async def submit(self, item: Any, priority: float = 1.0) -> Any:
         """`item`'s result, run in a batch; lower `priority` runs first (the composer sends the
@@ -114,7 +111,6 @@ class Batcher:
             if not batch:
                 self._slots.release()
                 continue
-            self.sizes.append(len(batch))
             if self._formed is not None:
                 self._formed(loop.time(), [e.arrived for e in batch])
             task = loop.create_task(self._dispatch(batch))

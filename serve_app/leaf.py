@@ -74,19 +74,14 @@ class _LeafServer:
             "voices": sorted(self.blocks),
             # Distinct networks in memory: voices that ship the same network share one copy.
             "networks": len({id(n) for b in self.blocks.values() for n in _networks(b)}),
+            # The shape policy each network runs under here (dynamic, or the static sizes it
+            # is padded to), as the placement gave it to this replica.
+            "shapes": {
+                n.name: n.shapes.model_dump(mode="json")
+                for b in self.blocks.values()
+                for n in _networks(b)
+            },
         }
-
-    def network_calls(self, voice: str) -> list[dict[str, Any]]:
-        """Shapes of every network call since recording was switched on (tests)."""
-        return [
-            {"network": n.name, "shapes": c.shapes, "length": c.length}
-            for n in _networks(self.blocks[voice])
-            for c in n.calls
-        ]
-
-    def record_calls(self, voice: str, on: bool = True) -> None:
-        for n in _networks(self.blocks[voice]):
-            n.recording, n.calls = on, []
 
 
 class SequenceServer(_LeafServer):
@@ -105,7 +100,8 @@ class SourceServer(_LeafServer):
         from voicestack.serve_app.stepping import Stepper
 
         super().__init__(leaves)
-        self.chunks_made = 0
+        #: Told of each chunk the source yields (the metrics' chunks made).
+        self.made_chunk = metrics.chunks(self.block_name)
         #: Blocks whose streams one stepper steps together (a frame of every stream in flight
         #: per network call), by voice; the other sources stream each request on its own.
         self.stepped: dict[str, Any] = {}
@@ -156,7 +152,7 @@ class SourceServer(_LeafServer):
             if chunk is done:
                 break
             self.computed(seconds)
-            self.chunks_made += 1
+            self.made_chunk()
             yield chunk
 
     async def _stepped(
@@ -174,16 +170,12 @@ class SourceServer(_LeafServer):
                 chunk = await loop.run_in_executor(self._waiting, next, chunks, done)
                 if chunk is done:
                     break
-                self.chunks_made += 1
+                self.made_chunk()
                 yield chunk
         finally:
             # The client has gone (or the stream failed): out of the next step, and a thread
             # still waiting for its frames is let go.
             self.stepper.leave(stream)
-
-    def made(self) -> int:
-        """Chunks this replica has yielded since it started (tests: cancellation stops it)."""
-        return self.chunks_made
 
 
 class ChunkServer(_LeafServer):
@@ -223,7 +215,3 @@ class ChunkServer(_LeafServer):
         without one counts as due now."""
         due = time.time() if deadline is None else deadline
         return await self.batcher.submit((self.blocks[voice], chunk, keep), priority=due)
-
-    def batch_sizes(self) -> list[int]:
-        """Sizes of the batches this replica ran (tests, diagnostics)."""
-        return list(self.batcher.sizes)

@@ -96,6 +96,11 @@ def _metrics() -> SimpleNamespace:
             BATCH_SIZE_BUCKETS,
             block,
         ),
+        chunks=Counter(
+            PREFIX + "block_chunks",
+            "Chunks a source block made (an upsampler's or attention decoder's replica).",
+            block,
+        ),
         compute=Histogram(
             PREFIX + "block_compute_seconds",
             "Wall time of one block call on a replica: a batch of chunks through a chunk block, "
@@ -252,6 +257,16 @@ def steps(block: str) -> Callable[[int], None]:
         _metrics().step_batch.observe(streams, tags)
 
     return stepped
+
+
+def chunks(block: str) -> Callable[[], None]:
+    """What a source's server calls for each chunk it yields."""
+    tags = {"block": block}
+
+    def made() -> None:
+        _metrics().chunks.inc(1, tags)
+
+    return made
 
 
 def computed(block: str) -> Callable[[float], None]:

@@ -212,8 +212,8 @@ def test_when_a_step_is_full_the_stream_due_first_steps_first(decoder, features)
 
 @pytest.mark.ray
 def test_concurrent_requests_get_a_lone_request_s_audio_from_shared_steps(voice):
+    from .prometheus import REPORT_INTERVAL, scrape, value
     from .ray_service import free_port, running_service, wav_samples
-    from .test_metrics import REPORT_INTERVAL, scrape, value
 
     path = str(find_voice("espeak-attention").path)
     placement = {"default": {"num_cpus": 0.1}}

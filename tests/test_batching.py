@@ -87,9 +87,12 @@ def test_items_that_arrive_together_are_run_together():
         return [x * 10 for x in items]
 
     async def main():
-        batcher = Batcher(run, max_size=8, wait_s=0.05)
+        sizes: list[int] = []
+        batcher = Batcher(
+            run, max_size=8, wait_s=0.05, formed=lambda now, arrived: sizes.append(len(arrived))
+        )
         results = await asyncio.gather(*(batcher.submit(i) for i in range(5)))
-        return results, list(batcher.sizes)
+        return results, sizes
 
     results, sizes = _run_async(main())
     assert results == [0, 10, 20, 30, 40]

@@ -3,12 +3,12 @@ Ray's metrics export port, after a few good requests and a bad one."""
 
 from __future__ import annotations
 
-import re
 import time
 
 import httpx
 import pytest
 
+from .prometheus import REPORT_INTERVAL, SCRAPE_TIMEOUT_S, scrape, value
 from .ray_service import free_port, running_service
 
 pytestmark = pytest.mark.ray
@@ -23,28 +23,6 @@ GOOD = ["Hello there.", "The quick brown fox jumps over the lazy dog.", "Seven a
 BAD = "..."
 #: The test voice's leaf deployments (the `block` tag): sequence, source, chunk steps.
 SEQUENCE, SOURCE, CHUNK_STEPS = "Encoders", "Upsampler", ("Decoder", "Vocoder")
-#: Ray's processes export their metrics every 10 s by default; every second here.
-REPORT_INTERVAL = {"RAY_metrics_report_interval_ms": "1000"}
-SCRAPE_TIMEOUT_S = 60
-
-_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def scrape(port: int) -> list[tuple[str, dict[str, str], float]]:
-    """(name, labels, value) of each sample Ray exports on `port`."""
-    body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    samples = []
-    for line in body.splitlines():
-        if (m := _LINE.match(line)) is not None:
-            samples.append((m[1], dict(_LABEL.findall(m[2] or "")), float(m[3])))
-    return samples
-
-
-def value(samples, name: str, **labels: str) -> float | None:
-    """The sum of `name`'s samples that carry `labels` (None: there is none)."""
-    found = [v for n, tags, v in samples if n == name and labels.items() <= tags.items()]
-    return sum(found) if found else None
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +55,7 @@ def test_an_operator_scrapes_latency_outcomes_audio_and_batching(service):
             and value(samples, "ray_voicestack_streams_playing", voice=VOICE) is not None
             and chunks is not None
             and compute(samples, SOURCE) == chunks
+            and value(samples, "ray_voicestack_block_chunks_total", block=SOURCE) == chunks
             and (compute(samples, SEQUENCE) or 0) >= len(GOOD)
             and all(
                 compute(samples, block)

@@ -20,7 +20,8 @@ from voicestack.serve_app.formats import COMPRESSED, MEDIA_TYPES, decode_msgpack
 from voicestack.serve_app.serve_config import serve_config
 
 from .conftest import voice_with
-from .ray_service import apply_config, pcm16, running_service, wav_samples
+from .prometheus import REPORT_INTERVAL, settled, value
+from .ray_service import apply_config, free_port, pcm16, running_service, wav_samples
 from .same_audio import SAME_TEXT_LSB
 from .test_formats import EXTRA_SAMPLES, decode
 
@@ -40,7 +41,9 @@ LONG = " ".join(f"Sentence number {n} is here." for n in range(1, 9))
 @pytest.fixture(scope="module")
 def service(voices_dir):
     voices = [str(voices_dir / "test-duration"), str(voices_dir / "test-attention")]
-    with running_service(voices, PLACEMENT) as running:
+    with running_service(
+        voices, PLACEMENT, metrics_port=free_port(), env=REPORT_INTERVAL
+    ) as running:
         yield running
 
 
@@ -76,7 +79,16 @@ def test_both_voices_stream_at_the_same_time_and_equal_the_local_runtime(
         assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2  # 1e-4 of full scale
 
 
+def decoder_batches_of_several(samples) -> float | None:
+    """test-duration's Decoder batches of more than one chunk, from its batch size histogram."""
+    tags = {"application": "voice-test-duration", "block": "Decoder"}
+    every = value(samples, "ray_voicestack_block_batch_size_count", **tags)
+    alone = value(samples, "ray_voicestack_block_batch_size_bucket", le="1.0", **tags)
+    return None if every is None else every - (alone or 0)
+
+
 def test_the_first_chunk_leaves_before_the_later_sentences_are_encoded(service):
+    several_before = settled(service["metrics_port"], decoder_batches_of_several)
     with ThreadPoolExecutor(2) as pool:  # two streams at once: their chunks meet in batches
         replies = list(
             pool.map(
@@ -96,7 +108,7 @@ def test_the_first_chunk_leaves_before_the_later_sentences_are_encoded(service):
     assert audio[-1]["timing"]["sentences_started"] == 8
     assert end["chunks"] == len(audio)
     # Chunks of both streams (and several of each in flight) reach the decoder together.
-    assert max(handle("voice-test-duration", "Decoder").batch_sizes.remote().result()) > 1
+    assert settled(service["metrics_port"], decoder_batches_of_several) > several_before
 
 
 def assert_same_audio(got: np.ndarray, expected: np.ndarray) -> None:
@@ -298,13 +310,21 @@ def test_voices_lists_each_voice_with_its_architecture_rate_stack_and_placement(
 
 @pytest.mark.parametrize("fmt", ["pcm", "mp3"])
 def test_a_client_that_disconnects_stops_its_stream(service, fmt):
-    source = handle("voice-test-attention", "AttentionDecoder")
-    text = " ".join(["Why not speak for a while?"] * 12)
-    before = source.made.remote().result()
-    post(service["client"], voice="test-attention", text=text, format=fmt)
-    whole = source.made.remote().result() - before
+    def made(samples) -> float | None:  # chunks test-attention's source has made
+        return value(
+            samples,
+            "ray_voicestack_block_chunks_total",
+            application="voice-test-attention",
+            block="AttentionDecoder",
+        )
 
-    before = source.made.remote().result()
+    port = service["metrics_port"]
+    text = " ".join(["Why not speak for a while?"] * 12)
+    before = settled(port, made)
+    post(service["client"], voice="test-attention", text=text, format=fmt)
+    whole = settled(port, made) - before
+
+    before = settled(port, made)
     body = {"voice": "test-attention", "text": text, "format": fmt}
     url = f"http://127.0.0.1:{service['port']}"
     with (
@@ -312,13 +332,8 @@ def test_a_client_that_disconnects_stops_its_stream(service, fmt):
         client.stream("POST", "/v1/synthesize", json=body) as response,
     ):
         next(p for p in response.iter_raw() if p)  # the first audio arrived; now hang up
-    made = []
-    for _ in range(20):  # until the count settles
-        made.append(source.made.remote().result() - before)
-        if len(made) > 3 and made[-1] == made[-4]:
-            break
-        time.sleep(0.25)
-    assert made[-1] < whole / 2, (made, whole)
+    after_hang_up = settled(port, made) - before
+    assert after_hang_up < whole / 2, (after_hang_up, whole)
 
 
 def test_a_voice_at_capacity_queues_then_sheds_load_with_503_and_retry_after(service):
