@@ -29,7 +29,7 @@ import torch
 
 def cost(block, mels: list[torch.Tensor], chunk: int | None) -> tuple[float, float, float]:
     """(CPU seconds, wall seconds, audio seconds) of vocoding `mels` with `block`."""
-    from voicestack.blocks.chunk import Chunk
+    from voicestack.blocks.core.chunk import Chunk
 
     cpu = wall = audio = 0.0
     for mel in mels:
@@ -63,9 +63,9 @@ def main() -> None:
     from voicestack.addons.recipes import corpus
     from voicestack.addons.recipes import vocoder as recipe
     from voicestack.addons.search_path import BUNDLED
-    from voicestack.blocks.base import BuildEnv
-    from voicestack.blocks.griffin_lim import GriffinLim
-    from voicestack.blocks.vocoder import Vocoder
+    from voicestack.blocks.core.base import BuildEnv
+    from voicestack.blocks.library.griffin_lim import GriffinLim
+    from voicestack.blocks.library.vocoder import Vocoder
 
     mels = [u.mel for u in corpus.load_split(args.corpus or corpus.default_dest(), "heldout")]
     mels = mels[: args.limit]

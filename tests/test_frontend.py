@@ -14,22 +14,22 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from voicestack.blocks.base import BuildEnv
+from voicestack.blocks.core.base import BuildEnv
 from voicestack.blocks.errors import StackError
-from voicestack.blocks.frontend import (
+from voicestack.blocks.text.frontend import (
     Frontend,
     NothingToSayError,
     UnknownSymbol,
     UnknownSymbolError,
 )
-from voicestack.blocks.phonemes import (
+from voicestack.blocks.text.phonemes import (
     ENGLISH_SYMBOLS,
     G2P,
     PAD,
     STRESS_MARKS,
     WORD_SEPARATOR,
 )
-from voicestack.blocks.text_normalization import SPOKEN_PUNCTUATION
+from voicestack.blocks.text.text_normalization import SPOKEN_PUNCTUATION
 
 
 class FakeAddon:
@@ -64,7 +64,7 @@ def test_english_symbols_start_with_the_pad_then_the_word_separator_and_are_uniq
 
 def test_importing_the_block_imports_neither_torch_nor_phonemizer() -> None:
     code = (
-        "import sys, voicestack.blocks.frontend as f; f.Frontend; "
+        "import sys, voicestack.blocks.text.frontend as f; f.Frontend; "
         "heavy = {'torch', 'phonemizer', 'num2words'} & set(sys.modules); "
         "assert not heavy, heavy"
     )
@@ -73,8 +73,8 @@ def test_importing_the_block_imports_neither_torch_nor_phonemizer() -> None:
 
 def test_a_frontend_builds_and_speaks_in_a_process_that_never_set_up_espeak() -> None:
     code = (
-        "from voicestack.blocks.base import BuildEnv; "
-        "from voicestack.blocks.frontend import Frontend; "
+        "from voicestack.blocks.core.base import BuildEnv; "
+        "from voicestack.blocks.text.frontend import Frontend; "
         "f = Frontend(Frontend.Config(), BuildEnv()); "
         "print(len(f({'text': 'Hello.'})['symbols']))"
     )

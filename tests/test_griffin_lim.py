@@ -10,10 +10,10 @@ import math
 
 import pytest
 import torch
-from voicestack.blocks.base import BuildEnv
-from voicestack.blocks.chunk import Chunk
-from voicestack.blocks.griffin_lim import GriffinLim
-from voicestack.blocks.mel import MelAnalysis, mel_filterbank
+from voicestack.blocks.core.base import BuildEnv
+from voicestack.blocks.core.chunk import Chunk
+from voicestack.blocks.library.griffin_lim import GriffinLim
+from voicestack.blocks.library.mel import MelAnalysis, mel_filterbank
 
 
 @pytest.fixture(scope="module")

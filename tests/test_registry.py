@@ -7,10 +7,10 @@ import textwrap
 
 import numpy as np
 import pytest
+from voicestack.blocks.core.registry import BUILTIN_BLOCKS, REGISTRY, BlockRegistry
+from voicestack.blocks.core.sequence import SequenceBlock
+from voicestack.blocks.core.streamable import StreamableBlock
 from voicestack.blocks.errors import StackError
-from voicestack.blocks.registry import BUILTIN_BLOCKS, REGISTRY, BlockRegistry
-from voicestack.blocks.sequence import SequenceBlock
-from voicestack.blocks.streamable import StreamableBlock
 from voicestack.runtime.local import synthesize
 from voicestack.runtime.voice import build_voice
 
@@ -29,7 +29,7 @@ def test_every_builtin_block_resolves_to_a_class_extending_an_abstraction(name):
 def test_importing_the_registry_does_not_import_torch():
     import subprocess
 
-    code = "import sys, voicestack.blocks.registry as r; r.REGISTRY.known(); print('torch' in sys.modules)"
+    code = "import sys, voicestack.blocks.core.registry as r; r.REGISTRY.known(); print('torch' in sys.modules)"
     assert (
         subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
@@ -226,8 +226,8 @@ def write_plugin(root, entry: str) -> None:
     (root / "vs_plugin_demo" / "__init__.py").write_text(
         textwrap.dedent(
             """
-            from voicestack.blocks.chunk import Chunk
-            from voicestack.blocks.streamable import ChunkwiseBlock
+            from voicestack.blocks.core.chunk import Chunk
+            from voicestack.blocks.core.streamable import ChunkwiseBlock
 
             class Invert(ChunkwiseBlock):
                 consumes = "audio"

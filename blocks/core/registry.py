@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from pydantic import ValidationError
-from voicestack.blocks.base import Block, BuildEnv
+from voicestack.blocks.core.base import Block, BuildEnv
 from voicestack.blocks.errors import ConfigError, Problem, StackError, validation_problems
 
 ENTRY_POINT_GROUP = "voicestack.blocks"
@@ -24,29 +24,29 @@ ENTRY_POINT_GROUP = "voicestack.blocks"
 #: Built-in blocks: type name -> "module:Class" inside this package. The only modules this
 #: registry imports by name are listed here.
 BUILTIN_BLOCKS: Mapping[str, str] = {
-    "StreamablePipeline": "voicestack.blocks.pipeline:StreamablePipeline",
-    "SequenceBlockContainer": "voicestack.blocks.container:SequenceBlockContainer",
-    "StreamableStack": "voicestack.blocks.stack:StreamableStack",
-    "Frontend": "voicestack.blocks.frontend:Frontend",
-    "PiperFrontend": "voicestack.blocks.piper_frontend:PiperFrontend",
-    "Encoder": "voicestack.blocks.encoders:Encoder",
-    "Encoders": "voicestack.blocks.encoders:Encoders",
-    "CustomizedEncoders": "voicestack.blocks.encoders:CustomizedEncoders",
-    "Upsampler": "voicestack.blocks.upsampler:Upsampler",
-    "Decoder": "voicestack.blocks.decoder:Decoder",
-    "AttentionDecoder": "voicestack.blocks.attention_decoder:AttentionDecoder",
-    "Vocoder": "voicestack.blocks.vocoder:Vocoder",
-    "GriffinLim": "voicestack.blocks.griffin_lim:GriffinLim",
-    "Gain": "voicestack.blocks.gain:Gain",
-    "Diagnostics": "voicestack.blocks.diagnostics:Diagnostics",
+    "StreamablePipeline": "voicestack.blocks.core.pipeline:StreamablePipeline",
+    "SequenceBlockContainer": "voicestack.blocks.core.container:SequenceBlockContainer",
+    "StreamableStack": "voicestack.blocks.core.stack:StreamableStack",
+    "Frontend": "voicestack.blocks.text.frontend:Frontend",
+    "PiperFrontend": "voicestack.blocks.text.piper_frontend:PiperFrontend",
+    "Encoder": "voicestack.blocks.library.encoders:Encoder",
+    "Encoders": "voicestack.blocks.library.encoders:Encoders",
+    "CustomizedEncoders": "voicestack.blocks.library.encoders:CustomizedEncoders",
+    "Upsampler": "voicestack.blocks.library.upsampler:Upsampler",
+    "Decoder": "voicestack.blocks.library.decoder:Decoder",
+    "AttentionDecoder": "voicestack.blocks.library.attention_decoder:AttentionDecoder",
+    "Vocoder": "voicestack.blocks.library.vocoder:Vocoder",
+    "GriffinLim": "voicestack.blocks.library.griffin_lim:GriffinLim",
+    "Gain": "voicestack.blocks.library.gain:Gain",
+    "Diagnostics": "voicestack.blocks.library.diagnostics:Diagnostics",
 }
 
 _TYPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def _check_block_class(name: str, cls: Any) -> type[Block]:
-    from voicestack.blocks.sequence import SequenceBlock
-    from voicestack.blocks.streamable import StreamableBlock
+    from voicestack.blocks.core.sequence import SequenceBlock
+    from voicestack.blocks.core.streamable import StreamableBlock
 
     if not (isinstance(cls, type) and issubclass(cls, (SequenceBlock, StreamableBlock))):
         raise TypeError(
