@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from voicestack.addons.loader import load_addon
 from voicestack.addons.recipes.test_voices import build_test_voices
+from voicestack.blocks import REGISTRY
 from voicestack.blocks.core.base import BuildEnv
 from voicestack.blocks.core.chunk import with_context
-from voicestack.blocks.core.registry import REGISTRY
 from voicestack.placement.config import Placement
 from voicestack.runtime.plan import compile_plan
 from voicestack.serve_app.leaf import ChunkServer, SequenceServer, SourceServer

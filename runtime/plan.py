@@ -59,7 +59,7 @@ class Leaf:
 
     def build(self, env: BuildEnv) -> Block:
         """This leaf's block, built anew in `env` (another process's, say)."""
-        from voicestack.blocks.core.registry import REGISTRY
+        from voicestack.blocks import REGISTRY
 
         return REGISTRY.build(self.node, self.path, env)
 

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from voicestack.blocks import REGISTRY
 from voicestack.blocks.core.base import Block, BuildEnv
-from voicestack.blocks.core.registry import REGISTRY, BlockRegistry
+from voicestack.blocks.core.registry import BlockRegistry
 from voicestack.blocks.errors import Problem, StackError
 
 if TYPE_CHECKING:

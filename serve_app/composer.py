@@ -26,7 +26,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from voicestack.blocks.core.registry import REGISTRY
+from voicestack.blocks import REGISTRY
 from voicestack.blocks.core.request import RequestOptions, VoiceRequest
 from voicestack.blocks.core.streamable import StreamableBlock
 from voicestack.blocks.text.words import AlignedWords, TextSpans

@@ -18,8 +18,8 @@ import pytest
 import torch
 from piper import PiperVoice  # a test dependency: without it these tests fail, never skip
 from pydantic import ValidationError
+from voicestack.blocks import REGISTRY
 from voicestack.blocks.core.base import BuildEnv
-from voicestack.blocks.core.registry import REGISTRY
 from voicestack.blocks.errors import StackError
 from voicestack.blocks.text.frontend import (
     Frontend,
