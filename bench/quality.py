@@ -460,7 +460,7 @@ def vocoder_ceilings(addons) -> list[tuple[str, Callable[[torch.Tensor], np.ndar
     the first voice that ends in it, else its defaults) and the neural Vocoder of the first
     voice that ends in one, each in one call on the whole sentence. Mel voices only (the
     vocoders must take espeak-ng's 80-band log-mel): none without one."""
-    from voicestack.blocks.core.base import BuildEnv
+    from voicestack.addons.build_env import AddonBuildEnv
     from voicestack.blocks.library.griffin_lim import GriffinLim
     from voicestack.blocks.library.vocoder import Vocoder
 
@@ -470,12 +470,12 @@ def vocoder_ceilings(addons) -> list[tuple[str, Callable[[torch.Tensor], np.ndar
     ends = [(addon, dict(addon.config.stack[-1])) for addon in addons]
     addon, node = next(((a, n) for a, n in ends if n.get("type") == "GriffinLim"), (addons[0], {}))
     settings = {k: v for k, v in node.items() if k != "type"}
-    griffin_lim = GriffinLim(GriffinLim.Config(**settings), BuildEnv(addon))
+    griffin_lim = GriffinLim(GriffinLim.Config(**settings), AddonBuildEnv(addon))
     out = [("espeak-ng mel -> GriffinLim", lambda mel: griffin_lim.vocode(mel, 0).numpy())]
     neural = next(((a, n) for a, n in ends if n.get("type") == "Vocoder"), None)
     if neural is not None:
         settings = {k: v for k, v in neural[1].items() if k != "type"}
-        network = Vocoder(Vocoder.Config(**settings), BuildEnv(neural[0])).network
+        network = Vocoder(Vocoder.Config(**settings), AddonBuildEnv(neural[0])).network
         out.append(
             (
                 "espeak-ng mel -> neural Vocoder",

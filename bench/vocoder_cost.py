@@ -59,11 +59,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
+    from voicestack.addons.build_env import AddonBuildEnv
     from voicestack.addons.loader import load_addon
     from voicestack.addons.recipes import corpus
     from voicestack.addons.recipes import vocoder as recipe
     from voicestack.addons.search_path import BUNDLED
-    from voicestack.blocks.core.base import BuildEnv
     from voicestack.blocks.library.griffin_lim import GriffinLim
     from voicestack.blocks.library.vocoder import Vocoder
 
@@ -77,7 +77,7 @@ def main() -> None:
             shutil.copytree(folder, copy)
             recipe.install(copy, args.vocoder or recipe.default_export_dir())
             addon = load_addon(copy)
-        env = BuildEnv(addon)
+        env = AddonBuildEnv(addon)
         blocks = {
             "GriffinLim": GriffinLim(GriffinLim.Config(), env),
             "neural Vocoder": Vocoder(Vocoder.Config(), env),

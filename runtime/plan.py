@@ -32,6 +32,7 @@ from voicestack.blocks.core.streamable import ChunkwiseBlock, StreamableBlock
 from voicestack.placement.config import Placement
 
 if TYPE_CHECKING:
+    from voicestack.addons.build_env import AddonBuildEnv
     from voicestack.addons.loader import Addon
 
 
@@ -165,11 +166,12 @@ class Plan:
         """The speakers' names, in the order of their ids (empty: one speaker)."""
         return sorted(self.speakers, key=self.speakers.__getitem__)
 
-    def env(self) -> BuildEnv:
+    def env(self) -> AddonBuildEnv:
         """What a process needs to build this voice's blocks: its addon, its placement."""
+        from voicestack.addons.build_env import AddonBuildEnv
         from voicestack.addons.loader import load_addon
 
-        return BuildEnv(load_addon(self.addon_path), self.placement)
+        return AddonBuildEnv(load_addon(self.addon_path), self.placement)
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as JSON-able data, blocks left out (`from_dict` reads it back)."""

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from voicestack.addons.build_env import AddonBuildEnv
 from voicestack.blocks import REGISTRY
-from voicestack.blocks.core.base import Block, BuildEnv
+from voicestack.blocks.core.base import Block
 from voicestack.blocks.core.registry import BlockRegistry
 from voicestack.blocks.errors import Problem, StackError
 
@@ -31,7 +32,7 @@ class Voice:
     addon: Addon
     frontend: SequenceBlock
     stack: StreamableStack
-    env: BuildEnv = field(repr=False)
+    env: AddonBuildEnv = field(repr=False)
     plan: Plan = field(repr=False)
 
     @property
@@ -98,7 +99,7 @@ def build_voice(
     from voicestack.blocks.core.stack import StreamableStack
 
     merged = addon.placement.overridden_by(placement) if placement is not None else addon.placement
-    env = BuildEnv(addon, merged)
+    env = AddonBuildEnv(addon, merged)
     problems: list[Problem] = []
     frontend: Block | None = None
     stack: StreamableStack | None = None

@@ -18,8 +18,8 @@ import pytest
 import torch
 from piper import PiperVoice  # a test dependency: without it these tests fail, never skip
 from pydantic import ValidationError
+from voicestack.addons.build_env import AddonBuildEnv
 from voicestack.blocks import REGISTRY
-from voicestack.blocks.core.base import BuildEnv
 from voicestack.blocks.errors import StackError
 from voicestack.blocks.text.frontend import (
     Frontend,
@@ -53,7 +53,7 @@ def joe_symbols() -> list[str]:
 def build(symbols: list[str] | None = None, **config) -> PiperFrontend:
     config.setdefault("espeak_voice", PIPER_CONFIG["espeak"]["voice"])
     table = joe_symbols() if symbols is None else symbols
-    return PiperFrontend(PiperFrontend.Config(**config), BuildEnv(FakeAddon(table)))
+    return PiperFrontend(PiperFrontend.Config(**config), AddonBuildEnv(FakeAddon(table)))
 
 
 @pytest.fixture(scope="module")
@@ -387,7 +387,7 @@ def test_calls_from_many_threads_give_the_same_ids(frontend) -> None:
 
 
 def test_its_espeak_is_its_own_and_leaves_the_projects_frontend_alone(frontend) -> None:
-    ours = Frontend(Frontend.Config(), BuildEnv())
+    ours = Frontend(Frontend.Config(), AddonBuildEnv())
     before = ours({"text": "Hello there."})["symbols"].tolist()
     french = build(espeak_voice="fr")
     assert "ʁ" in french.phonemize("Bonjour.")[0]
@@ -398,19 +398,19 @@ def test_its_espeak_is_its_own_and_leaves_the_projects_frontend_alone(frontend) 
 def test_a_table_without_pipers_pad_begin_or_end_is_a_build_error_naming_them() -> None:
     table = [s for s in joe_symbols() if s not in ("^", "$")]
     with pytest.raises(StackError, match=r"frontend: .*begin '\^', end '\$'"):
-        PiperFrontend(PiperFrontend.Config(), BuildEnv(FakeAddon(table)), path="frontend")
+        PiperFrontend(PiperFrontend.Config(), AddonBuildEnv(FakeAddon(table)), path="frontend")
 
 
 def test_without_an_addon_there_is_no_symbol_table_to_build_with() -> None:
     with pytest.raises(StackError, match="frontend: .*symbol table"):
-        PiperFrontend(PiperFrontend.Config(), BuildEnv(), path="frontend")
+        PiperFrontend(PiperFrontend.Config(), AddonBuildEnv(), path="frontend")
 
 
 def test_a_voice_espeak_does_not_have_is_a_build_error_naming_the_key() -> None:
     with pytest.raises(StackError, match=r"frontend\.espeak_voice: .*no-such-voice"):
         PiperFrontend(
             PiperFrontend.Config(espeak_voice="no-such-voice"),
-            BuildEnv(FakeAddon(joe_symbols())),
+            AddonBuildEnv(FakeAddon(joe_symbols())),
             path="frontend",
         )
 
@@ -423,7 +423,7 @@ def test_config_rejects_unknown_keys_and_unknown_policies() -> None:
 
 
 def test_the_registry_builds_it_by_name() -> None:
-    env = BuildEnv(FakeAddon(joe_symbols()))
+    env = AddonBuildEnv(FakeAddon(joe_symbols()))
     block = REGISTRY.build({"type": "PiperFrontend", "espeak_voice": "en-us"}, "frontend", env)
     assert isinstance(block, PiperFrontend)
     assert block.path == "frontend"

@@ -68,10 +68,10 @@ def test_corpus_durations_sum_to_the_audio_frames(espeak_reference: corpus.Utter
 
 
 def test_corpus_symbols_are_the_serving_front_end_s(espeak_reference: corpus.Utterance) -> None:
-    from voicestack.blocks.core.base import BuildEnv
+    from voicestack.addons.build_env import AddonBuildEnv
     from voicestack.blocks.text.frontend import Frontend
 
-    frontend = Frontend(Frontend.Config(language="en-us"), BuildEnv())
+    frontend = Frontend(Frontend.Config(language="en-us"), AddonBuildEnv())
     served = frontend({"text": frontend.sentences(SENTENCE)[0]})["symbols"]
     assert torch.equal(served, espeak_reference.symbols)
 

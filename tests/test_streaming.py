@@ -13,7 +13,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from voicestack.blocks.core.base import BuildEnv
+from voicestack.addons.build_env import AddonBuildEnv
 from voicestack.runtime.local import synthesize, synthesize_stream
 
 from .conftest import voice_with
@@ -134,7 +134,7 @@ def test_chunks_grow_from_the_first_size_to_the_chunk_size(duration_addon):
     from voicestack.blocks.library.upsampler import Upsampler
 
     config = Upsampler.Config(chunk_frames=96, first_chunk_frames=16, growth=2)
-    upsampler = Upsampler(config, BuildEnv(duration_addon))
+    upsampler = Upsampler(config, AddonBuildEnv(duration_addon))
     features = {"encodings": torch.zeros(40, 4), "durations": torch.full((40,), 10.0)}
     features["durations"][-1] = 15.0  # 405 frames: the last chunk has what is left
     sizes = [c.length for c in upsampler.stream(features, None)]

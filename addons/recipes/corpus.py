@@ -472,11 +472,11 @@ def make_utterances(
 ) -> tuple[list[Utterance], dict[str, int]]:
     """Utterances of `texts` in espeak voice `voice`, and alignment counts. Texts the front end
     cannot speak as one sentence are skipped (counted in `skipped`)."""
-    from voicestack.blocks.core.base import BuildEnv
+    from voicestack.addons.build_env import AddonBuildEnv
     from voicestack.blocks.library.mel import MelAnalysis
     from voicestack.blocks.text.frontend import Frontend
 
-    frontend = Frontend(Frontend.Config(language="en-us", on_unknown="error"), BuildEnv())
+    frontend = Frontend(Frontend.Config(language="en-us", on_unknown="error"), AddonBuildEnv())
     espeak = _espeak()
     analysis = MelAnalysis(SAMPLE_RATE, N_FFT, HOP, WIN, N_MELS)
     stats = dict(matched=0, substituted=0, missing=0, extra=0, skipped=0, frames=0)

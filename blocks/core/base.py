@@ -2,19 +2,22 @@
 
 Blocks are pure and runtime-agnostic: they know tensors and chunks, not Ray. The registry builds
 them from config; the runtime decides where they run.
+
+The environment is a protocol (`BuildEnv`), with small protocols for what blocks read of an
+addon and of its networks: blocks depend on what they use, not on addons/ or placement/. The
+concrete environment, an addon's networks loaded where its placement puts each block type, is
+`AddonBuildEnv` in addons/build_env.py, above blocks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from voicestack.addons.loader import Addon
-    from voicestack.addons.network import Network
-    from voicestack.placement.config import BlockPlacement, Placement
+    import torch
 
 
 class BlockConfig(BaseModel):
@@ -26,33 +29,135 @@ class BlockConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class BuildEnv:
-    """What a block may use while it is built: the addon's networks and audio parameters, and
-    the placement that says which device and shape policy each block type gets.
-    """
+class AudioView(Protocol):
+    """A voice's audio parameters (addon.json's `audio`), as blocks read them."""
 
-    def __init__(self, addon: Addon | None = None, placement: Placement | None = None):
-        from voicestack.placement.config import Placement
+    @property
+    def sample_rate(self) -> int: ...
+    @property
+    def hop_length(self) -> int:
+        """Samples per mel frame."""
+        ...
 
-        self.addon = addon
-        self.placement = placement or (addon.placement if addon is not None else Placement())
+    @property
+    def n_mels(self) -> int: ...
+    @property
+    def n_fft(self) -> int: ...
+    @property
+    def win_length(self) -> int: ...
+    @property
+    def f_min_hz(self) -> float: ...
+    @property
+    def f_max_hz(self) -> float | None: ...
 
-    def require_addon(self, path: str) -> Addon:
-        if self.addon is None:
-            from voicestack.blocks.errors import Problem, StackError
 
-            raise StackError([Problem(path, "this block needs an addon's networks to be built")])
-        return self.addon
+class TensorSpecView(Protocol):
+    """One declared input or output of a network (addon.json's tensor declaration)."""
 
-    def placement_for(self, block_type: str) -> BlockPlacement:
-        voice = self.addon.name if self.addon is not None else None
-        return self.placement.for_block(block_type, voice=voice)
+    @property
+    def name(self) -> str: ...
+    @property
+    def shape(self) -> Sequence[int | str]:
+        """Its dims: an int is fixed; `batch`, `length` and `length*K` are named."""
+        ...
 
-    def network(self, name: str, block_type: str, path: str) -> Network:
+    @property
+    def noise(self) -> float | None:
+        """For an input the host fills with seeded noise: its scale (None: a feature)."""
+        ...
+
+    @property
+    def length_axis(self) -> int | None: ...
+    @property
+    def length_scale(self) -> int:
+        """K of a `length*K` axis (1 without one)."""
+        ...
+
+
+class NetworkSpecView(Protocol):
+    """A network's declaration in the addon: what blocks check it against."""
+
+    @property
+    def inputs(self) -> Sequence[TensorSpecView]: ...
+    @property
+    def outputs(self) -> Sequence[TensorSpecView]: ...
+    @property
+    def receptive_field_frames(self) -> int | None: ...
+
+
+class ShapesView(Protocol):
+    """The shape policy a network runs under, as far as blocks care."""
+
+    @property
+    def max_size(self) -> int | None:
+        """The longest input one call takes along its length axis (None: any length)."""
+        ...
+
+
+class NetworkView(Protocol):
+    """A network loaded for a block: called on unbatched tensors by name; the batch axis, the
+    mask, padding and splitting are the network's business."""
+
+    @property
+    def spec(self) -> NetworkSpecView: ...
+    @property
+    def shapes(self) -> ShapesView: ...
+    @property
+    def max_batch(self) -> int:
+        """How many items one call takes (1 for a network exported with a fixed batch of 1)."""
+        ...
+
+    @property
+    def takes_mask(self) -> bool:
+        """Whether it has a `mask` input, so that padded items of different lengths may share a
+        call (the server's batching asks this of a block's network)."""
+        ...
+
+    def run(
+        self, inputs: dict[str, torch.Tensor], boundaries: list[int] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """One call on unbatched `inputs`; `boundaries` are where a too-long input may be cut."""
+        ...
+
+    def run_batch(self, items: list[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
+        """One call on several unbatched inputs (chunks of different streams); each result
+        equals its own `run`."""
+        ...
+
+
+class AddonView(Protocol):
+    """What blocks read of the addon (the voice) they are built for."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def symbols(self) -> Sequence[str]:
+        """The voice's symbol table: index = symbol id; 0 is padding."""
+        ...
+
+    @property
+    def audio(self) -> AudioView: ...
+    def networks_with_role(self, role: str) -> list[str]:
+        """The names of its networks declared with `role` (`encoder`, ...)."""
+        ...
+
+
+class BuildEnv(Protocol):
+    """What a block may use while it is built: the addon's networks and audio parameters,
+    each network loaded on the device and with the shape policy that the placement gives the
+    block type asking for it. `addon` is None where blocks are built without a voice (a front
+    end on its own); a block that needs one asks `require_addon`."""
+
+    @property
+    def addon(self) -> AddonView | None: ...
+    def require_addon(self, path: str) -> AddonView:
+        """The addon, or a StackError naming `path` where there is none."""
+        ...
+
+    def network(self, name: str, block_type: str, path: str) -> NetworkView:
         """The addon's network `name`, loaded on the device and with the shape policy that the
-        placement gives `block_type`."""
-        addon = self.require_addon(path)
-        return addon.network(name, self.placement_for(block_type), path=path)
+        placement gives `block_type`; errors name `path`."""
+        ...
 
 
 ChildArity = Literal["one", "many"]
