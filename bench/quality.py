@@ -51,9 +51,10 @@ per system:
 
 Columns:
 - `MCD-DTW dB`: mel cepstral distortion against espeak-ng's audio of the same sentence after
-  dynamic time warping. Both audios are analysed with `blocks/library/mel.py` (80 bands); cepstra are
-  the cepstrum of the natural-log magnitude mel (`_cepstrum_matrix`: the DCT-II divided by the
-  80 bands, the scale of SPTK's mel cepstra), coefficients 1 to 24 (c0, the level, left out),
+  dynamic time warping. Both audios are analysed with `blocks/library/mel.py` (80 bands);
+  cepstra are the cepstrum of the natural-log magnitude mel (`_cepstrum_matrix`: the DCT-II
+  divided by the 80 bands, the scale of SPTK's mel cepstra), coefficients 1 to 24 (c0, the
+  level, left out),
   of the log-mel floored at 1e-4 (80 dB below full scale); per frame pair 10/ln(10) * sqrt(2 * sum of squared differences);
   averaged along the DTW path (steps (1,0), (0,1), (1,1)); mean over sentences. All frames
   count, pauses included.

@@ -17,7 +17,8 @@ Everything comes from what is installed:
   phonemes across word boundaries) and each symbol gets the frames of its events. Stress marks
   and word separators get none; pauses go to the punctuation or word separator where they
   fall. Durations sum exactly to the log-mel's frame count.
-- **Log-mels** from `blocks/library/mel.py`'s `MelAnalysis`, the analysis the GriffinLim block inverts.
+- **Log-mels** from `blocks/library/mel.py`'s `MelAnalysis`, the analysis the GriffinLim block
+  inverts.
 
 Several espeak-ng voices (variants of en-us) can be generated, for a vocoder that should learn
 more than one speaker; the acoustic models train on the first.

@@ -19,8 +19,8 @@ the work is a few 1x1 convolutions over ~86 frames a second.
   graph (accelerator compilers often lack them), and the DFT tables are ordinary float
   buffers, which the archive's safety inspection (addons/archive.py) accepts like any weight.
 
-Framing is blocks/library/mel.py's (centred frames, `torch.stft(center=True)`): frame t is centred on
-sample t * hop, and T frames give T * hop samples, as the GriffinLim block gives.
+Framing is blocks/library/mel.py's (centred frames, `torch.stft(center=True)`): frame t is
+centred on sample t * hop, and T frames give T * hop samples, as the GriffinLim block gives.
 """
 
 from __future__ import annotations

@@ -49,8 +49,8 @@ class Encoder(SequenceBlock):
         return self.network.run(inputs, boundaries)
 
     def _noise(self, features: Features, inputs: dict[str, Any]) -> dict[str, Any]:
-        """The network's noise inputs for this sentence (see blocks/library/noise.py), sized along the
-        length of its other inputs."""
+        """The network's noise inputs for this sentence (see blocks/library/noise.py), sized
+        along the length of its other inputs."""
         from voicestack.blocks.library.noise import standard_normal
 
         noisy = [t for t in self.network.spec.inputs if t.noise is not None]
