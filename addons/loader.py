@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
-from voicestack.addons.format import ADDON_FILE, AddonConfig, NetworkSpec
+from voicestack.addons.format import ADDON_FILE, AddonConfig, AudioConfig, NetworkSpec
 from voicestack.blocks.errors import ConfigError, Problem, validation_problems
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class Addon:
         return self.config.symbols
 
     @property
-    def audio(self):  # -> AudioConfig
+    def audio(self) -> AudioConfig:
         return self.config.audio
 
     @property

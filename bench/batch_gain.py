@@ -26,7 +26,7 @@ TEXT = "The quick brown fox jumps over the lazy dog, and nobody saw it happen at
 
 def steps_and_chunks(addon):
     """(step name, block, keep, its largest input chunk) for the first segment's steps."""
-    from voicestack.blocks.chunk import with_context
+    from voicestack.blocks.core.chunk import with_context
     from voicestack.runtime.plan import run_sequence
     from voicestack.runtime.voice import build_voice
 

@@ -34,8 +34,8 @@ def main() -> None:
     import torch
     from voicestack.addons.loader import load_addon
     from voicestack.addons.search_path import find_voice
-    from voicestack.blocks.chunk import Chunk
-    from voicestack.blocks.network_chunks import apply_batch
+    from voicestack.blocks.core.chunk import Chunk
+    from voicestack.blocks.library.network_chunks import apply_batch
     from voicestack.runtime.local import synthesize
     from voicestack.runtime.pcm import pcm16
     from voicestack.runtime.voice import build_voice

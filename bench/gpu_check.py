@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import torch
+from voicestack.addons.build_env import AddonBuildEnv
 from voicestack.addons.loader import load_addon
 from voicestack.addons.recipes.test_voices import build_test_voices
-from voicestack.blocks.base import BuildEnv
-from voicestack.blocks.chunk import with_context
-from voicestack.blocks.registry import REGISTRY
+from voicestack.blocks import REGISTRY
+from voicestack.blocks.core.chunk import with_context
 from voicestack.placement.config import Placement
 from voicestack.runtime.plan import compile_plan
 from voicestack.serve_app.leaf import ChunkServer, SequenceServer, SourceServer
@@ -34,7 +34,7 @@ TOLERANCE = 5e-3
 
 def servers(addon, placement: dict):
     """The plan's leaves as the servers a Serve replica would hold, plus the plan."""
-    env = BuildEnv(addon, Placement.model_validate(placement))
+    env = AddonBuildEnv(addon, Placement.model_validate(placement))
     stack = REGISTRY.build({"type": "StreamableStack", "stack": addon.config.stack}, "", env)
     plan = compile_plan(addon, env.placement, stack)
     data = plan.to_dict()  # what a replica is given

@@ -45,7 +45,7 @@ def schedule(addon: Path, dest: Path, first: int, size: int, growth: float | Non
 
 def run_voice(path: Path, sentences: list[str], repeats: int) -> dict:
     from voicestack.addons.loader import load_addon
-    from voicestack.blocks.request import RequestOptions
+    from voicestack.blocks.core.request import RequestOptions
     from voicestack.runtime.plan import stream_local
     from voicestack.runtime.voice import build_voice
 

@@ -40,7 +40,7 @@ from bench.serve_bench.texts import benchmark_texts  # noqa: E402
 
 def compute_alone(addon, placement: dict, text: str) -> tuple[dict[str, float], float, dict]:
     """Seconds of CPU per block for `text`, the audio's duration, and one chunk of each kind."""
-    from voicestack.blocks.chunk import with_context
+    from voicestack.blocks.core.chunk import with_context
     from voicestack.runtime.voice import build_voice
 
     voice = build_voice(addon)

@@ -51,9 +51,10 @@ per system:
 
 Columns:
 - `MCD-DTW dB`: mel cepstral distortion against espeak-ng's audio of the same sentence after
-  dynamic time warping. Both audios are analysed with `blocks/mel.py` (80 bands); cepstra are
-  the cepstrum of the natural-log magnitude mel (`_cepstrum_matrix`: the DCT-II divided by the
-  80 bands, the scale of SPTK's mel cepstra), coefficients 1 to 24 (c0, the level, left out),
+  dynamic time warping. Both audios are analysed with `blocks/library/mel.py` (80 bands);
+  cepstra are the cepstrum of the natural-log magnitude mel (`_cepstrum_matrix`: the DCT-II
+  divided by the 80 bands, the scale of SPTK's mel cepstra), coefficients 1 to 24 (c0, the
+  level, left out),
   of the log-mel floored at 1e-4 (80 dB below full scale); per frame pair 10/ln(10) * sqrt(2 * sum of squared differences);
   averaged along the DTW path (steps (1,0), (0,1), (1,1)); mean over sentences. All frames
   count, pauses included.
@@ -121,7 +122,7 @@ class Cepstra:
 
     def __init__(self) -> None:
         from voicestack.addons.recipes import corpus
-        from voicestack.blocks.mel import MelAnalysis
+        from voicestack.blocks.library.mel import MelAnalysis
 
         self.analysis = MelAnalysis(
             corpus.SAMPLE_RATE, corpus.N_FFT, corpus.HOP, corpus.WIN, corpus.N_MELS
@@ -460,9 +461,9 @@ def vocoder_ceilings(addons) -> list[tuple[str, Callable[[torch.Tensor], np.ndar
     the first voice that ends in it, else its defaults) and the neural Vocoder of the first
     voice that ends in one, each in one call on the whole sentence. Mel voices only (the
     vocoders must take espeak-ng's 80-band log-mel): none without one."""
-    from voicestack.blocks.base import BuildEnv
-    from voicestack.blocks.griffin_lim import GriffinLim
-    from voicestack.blocks.vocoder import Vocoder
+    from voicestack.addons.build_env import AddonBuildEnv
+    from voicestack.blocks.library.griffin_lim import GriffinLim
+    from voicestack.blocks.library.vocoder import Vocoder
 
     addons = [addon for addon in addons if _is_mel_voice(addon)]
     if not addons:
@@ -470,12 +471,12 @@ def vocoder_ceilings(addons) -> list[tuple[str, Callable[[torch.Tensor], np.ndar
     ends = [(addon, dict(addon.config.stack[-1])) for addon in addons]
     addon, node = next(((a, n) for a, n in ends if n.get("type") == "GriffinLim"), (addons[0], {}))
     settings = {k: v for k, v in node.items() if k != "type"}
-    griffin_lim = GriffinLim(GriffinLim.Config(**settings), BuildEnv(addon))
+    griffin_lim = GriffinLim(GriffinLim.Config(**settings), AddonBuildEnv(addon))
     out = [("espeak-ng mel -> GriffinLim", lambda mel: griffin_lim.vocode(mel, 0).numpy())]
     neural = next(((a, n) for a, n in ends if n.get("type") == "Vocoder"), None)
     if neural is not None:
         settings = {k: v for k, v in neural[1].items() if k != "type"}
-        network = Vocoder(Vocoder.Config(**settings), BuildEnv(neural[0])).network
+        network = Vocoder(Vocoder.Config(**settings), AddonBuildEnv(neural[0])).network
         out.append(
             (
                 "espeak-ng mel -> neural Vocoder",

@@ -29,7 +29,7 @@ import torch
 
 def cost(block, mels: list[torch.Tensor], chunk: int | None) -> tuple[float, float, float]:
     """(CPU seconds, wall seconds, audio seconds) of vocoding `mels` with `block`."""
-    from voicestack.blocks.chunk import Chunk
+    from voicestack.blocks.core.chunk import Chunk
 
     cpu = wall = audio = 0.0
     for mel in mels:
@@ -59,13 +59,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
+    from voicestack.addons.build_env import AddonBuildEnv
     from voicestack.addons.loader import load_addon
     from voicestack.addons.recipes import corpus
     from voicestack.addons.recipes import vocoder as recipe
     from voicestack.addons.search_path import BUNDLED
-    from voicestack.blocks.base import BuildEnv
-    from voicestack.blocks.griffin_lim import GriffinLim
-    from voicestack.blocks.vocoder import Vocoder
+    from voicestack.blocks.library.griffin_lim import GriffinLim
+    from voicestack.blocks.library.vocoder import Vocoder
 
     mels = [u.mel for u in corpus.load_split(args.corpus or corpus.default_dest(), "heldout")]
     mels = mels[: args.limit]
@@ -77,7 +77,7 @@ def main() -> None:
             shutil.copytree(folder, copy)
             recipe.install(copy, args.vocoder or recipe.default_export_dir())
             addon = load_addon(copy)
-        env = BuildEnv(addon)
+        env = AddonBuildEnv(addon)
         blocks = {
             "GriffinLim": GriffinLim(GriffinLim.Config(), env),
             "neural Vocoder": Vocoder(Vocoder.Config(), env),

@@ -39,7 +39,7 @@ class Spoken:
 
 def local_events(voice, text: str, seed, speaker, speed) -> Iterator[Audio | Spoken | dict]:
     """The local runtime's events (runtime/local.py `synthesize_events`) as this module's."""
-    from voicestack.blocks.chunk import Chunk
+    from voicestack.blocks.core.chunk import Chunk
     from voicestack.runtime.local import synthesize_events
 
     sentences = max(1, len(voice.sentences(text)))

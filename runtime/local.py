@@ -11,7 +11,7 @@ import functools
 from collections.abc import Generator, Iterator
 
 import numpy as np
-from voicestack.blocks.chunk import Chunk
+from voicestack.blocks.core.chunk import Chunk
 from voicestack.runtime.voice import Voice
 
 
@@ -28,7 +28,7 @@ def synthesize_stream(
 
     A sentence with nothing to say is skipped, as the service skips it; a text with no
     speakable sentence at all is a ValueError. `seed` fixes the noise of a generative voice
-    (one is drawn when it is None); `speaker` and `speed` as a request's (blocks/request.py):
+    (one is drawn when it is None); `speaker` and `speed` as a request's (blocks/core/request.py):
     what the voice cannot do is a RequestError."""
     for item in synthesize_events(voice, text, seed, speaker=speaker, speed=speed, words=False):
         assert isinstance(item, Chunk)
@@ -45,12 +45,12 @@ def synthesize_events(
     words: bool = True,
 ) -> Iterator[Chunk | dict]:
     """`synthesize_stream`'s chunks and each sentence's words with their times in the audio
-    (blocks/words.py): a duration voice's before the sentence's first chunk (`timed_words`),
+    (blocks/text/words.py): a duration voice's before the sentence's first chunk (`timed_words`),
     an attention voice's each before the chunk its end is in (`AlignedWords`, from the
     alignment the chunks carry)."""
-    from voicestack.blocks.frontend import NothingToSayError
-    from voicestack.blocks.request import RequestOptions
-    from voicestack.blocks.words import AlignedWords, TextSpans, timed_words
+    from voicestack.blocks.core.request import RequestOptions
+    from voicestack.blocks.text.frontend import NothingToSayError
+    from voicestack.blocks.text.words import AlignedWords, TextSpans, timed_words
     from voicestack.runtime.plan import run_sequence, stream_segments
 
     request = voice.request(RequestOptions(seed, speaker, speed))

@@ -22,16 +22,17 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from voicestack.blocks.base import Block, BuildEnv
-from voicestack.blocks.chunk import Chunk, with_context
-from voicestack.blocks.container import SequenceBlockContainer
-from voicestack.blocks.pipeline import StreamablePipeline
-from voicestack.blocks.sequence import Features, SequenceBlock
-from voicestack.blocks.stack import StreamableStack
-from voicestack.blocks.streamable import ChunkwiseBlock, StreamableBlock
+from voicestack.blocks.core.base import Block, BuildEnv
+from voicestack.blocks.core.chunk import Chunk, with_context
+from voicestack.blocks.core.container import SequenceBlockContainer
+from voicestack.blocks.core.pipeline import StreamablePipeline
+from voicestack.blocks.core.sequence import Features, SequenceBlock
+from voicestack.blocks.core.stack import StreamableStack
+from voicestack.blocks.core.streamable import ChunkwiseBlock, StreamableBlock
 from voicestack.placement.config import Placement
 
 if TYPE_CHECKING:
+    from voicestack.addons.build_env import AddonBuildEnv
     from voicestack.addons.loader import Addon
 
 
@@ -59,7 +60,7 @@ class Leaf:
 
     def build(self, env: BuildEnv) -> Block:
         """This leaf's block, built anew in `env` (another process's, say)."""
-        from voicestack.blocks.registry import REGISTRY
+        from voicestack.blocks import REGISTRY
 
         return REGISTRY.build(self.node, self.path, env)
 
@@ -135,7 +136,7 @@ class Plan:
     speakers: dict[str, int]
     """The speakers' ids by name (empty: one speaker)."""
     reads: frozenset[str]
-    """The request keys (blocks/request.py) that some block of the voice reads."""
+    """The request keys (blocks/core/request.py) that some block of the voice reads."""
     times_symbols: bool
     """Whether the source knows each symbol's frames before it streams (word timestamps)."""
     reports_alignment: bool
@@ -165,11 +166,12 @@ class Plan:
         """The speakers' names, in the order of their ids (empty: one speaker)."""
         return sorted(self.speakers, key=self.speakers.__getitem__)
 
-    def env(self) -> BuildEnv:
+    def env(self) -> AddonBuildEnv:
         """What a process needs to build this voice's blocks: its addon, its placement."""
+        from voicestack.addons.build_env import AddonBuildEnv
         from voicestack.addons.loader import load_addon
 
-        return BuildEnv(load_addon(self.addon_path), self.placement)
+        return AddonBuildEnv(load_addon(self.addon_path), self.placement)
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as JSON-able data, blocks left out (`from_dict` reads it back)."""
@@ -272,7 +274,7 @@ def _pair(value: Sequence[int]) -> tuple[int, int]:
 
 def compile_plan(addon: Addon, placement: Placement, stack: StreamableStack) -> Plan:
     """Flatten a checked stack of `addon`'s, built under `placement`, into its plan."""
-    from voicestack.blocks.request import REQUEST_KEYS
+    from voicestack.blocks.core.request import REQUEST_KEYS
 
     sequence: list[SequenceBlock] = []
     chain: list[StreamableBlock] = []

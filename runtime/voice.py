@@ -10,17 +10,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from voicestack.blocks.base import Block, BuildEnv
+from voicestack.addons.build_env import AddonBuildEnv
+from voicestack.blocks import REGISTRY
+from voicestack.blocks.core.base import Block
+from voicestack.blocks.core.registry import BlockRegistry
 from voicestack.blocks.errors import Problem, StackError
-from voicestack.blocks.registry import REGISTRY, BlockRegistry
 
 if TYPE_CHECKING:
     from voicestack.addons.loader import Addon
     from voicestack.addons.network import Network
-    from voicestack.blocks.chunk import Chunk
-    from voicestack.blocks.request import RequestOptions, VoiceRequest
-    from voicestack.blocks.sequence import SequenceBlock
-    from voicestack.blocks.stack import StreamableStack
+    from voicestack.blocks.core.chunk import Chunk
+    from voicestack.blocks.core.request import RequestOptions, VoiceRequest
+    from voicestack.blocks.core.sequence import SequenceBlock
+    from voicestack.blocks.core.stack import StreamableStack
     from voicestack.placement.config import Placement
     from voicestack.runtime.plan import Plan
 
@@ -30,7 +32,7 @@ class Voice:
     addon: Addon
     frontend: SequenceBlock
     stack: StreamableStack
-    env: BuildEnv = field(repr=False)
+    env: AddonBuildEnv = field(repr=False)
     plan: Plan = field(repr=False)
 
     @property
@@ -46,12 +48,12 @@ class Voice:
 
     @property
     def reads(self) -> frozenset[str]:
-        """The request keys (blocks/request.py) that some block of this voice reads."""
+        """The request keys (blocks/core/request.py) that some block of this voice reads."""
         return self.plan.reads
 
     def request(self, options: RequestOptions | None = None) -> VoiceRequest:
         """`options` checked against this voice (RequestError names what it cannot do)."""
-        from voicestack.blocks.request import RequestOptions, for_voice
+        from voicestack.blocks.core.request import RequestOptions, for_voice
 
         return for_voice(
             options or RequestOptions(), self.name, self.reads, self.addon.config.speakers
@@ -93,11 +95,11 @@ def build_voice(
     addon: Addon, placement: Placement | None = None, registry: BlockRegistry = REGISTRY
 ) -> Voice:
     """Build and check a voice; raise StackError with every problem found, each with its key."""
-    from voicestack.blocks.sequence import SequenceBlock
-    from voicestack.blocks.stack import StreamableStack
+    from voicestack.blocks.core.sequence import SequenceBlock
+    from voicestack.blocks.core.stack import StreamableStack
 
     merged = addon.placement.overridden_by(placement) if placement is not None else addon.placement
-    env = BuildEnv(addon, merged)
+    env = AddonBuildEnv(addon, merged)
     problems: list[Problem] = []
     frontend: Block | None = None
     stack: StreamableStack | None = None
@@ -119,7 +121,7 @@ def build_voice(
     except StackError as e:
         problems += [Problem(p.key.lstrip("."), p.message) for p in e.problems]
     if frontend is not None and stack is not None and not problems:
-        from voicestack.blocks.request import REQUEST_KEYS
+        from voicestack.blocks.core.request import REQUEST_KEYS
 
         kind, found = stack.check(set(frontend.outputs) | REQUEST_KEYS, None)
         problems += [Problem(p.key.lstrip("."), p.message) for p in found]

@@ -188,7 +188,7 @@ def batch_together(first: tuple[Any, Any, Any], other: tuple[Any, Any, Any]) -> 
     """Whether chunk call `other` may join a batch led by `first`: both run the same network on
     inputs of close lengths (equal lengths for a network without a mask, which padding would
     change). Blocks without a network run alone."""
-    from voicestack.blocks.network_chunks import NetworkChunkBlock
+    from voicestack.blocks.library.network_chunks import NetworkChunkBlock
 
     (block, chunk, _), (other_block, other_chunk, _) = first, other
     if not (isinstance(block, NetworkChunkBlock) and isinstance(other_block, NetworkChunkBlock)):
@@ -204,7 +204,7 @@ def batch_together(first: tuple[Any, Any, Any], other: tuple[Any, Any, Any]) -> 
 def apply_items(items: list[tuple[Any, Any, tuple[int, int]]]) -> list[Any]:
     """(block, chunk, keep) items: network blocks that share a network run as one call; any
     other block applies its chunk on its own."""
-    from voicestack.blocks.network_chunks import NetworkChunkBlock, apply_batch
+    from voicestack.blocks.library.network_chunks import NetworkChunkBlock, apply_batch
 
     results: list[Any] = [None] * len(items)
     by_network: dict[int, list[int]] = {}

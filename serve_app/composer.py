@@ -26,10 +26,10 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from voicestack.blocks.registry import REGISTRY
-from voicestack.blocks.request import RequestOptions, VoiceRequest
-from voicestack.blocks.streamable import StreamableBlock
-from voicestack.blocks.words import AlignedWords, TextSpans
+from voicestack.blocks import REGISTRY
+from voicestack.blocks.core.request import RequestOptions, VoiceRequest
+from voicestack.blocks.core.streamable import StreamableBlock
+from voicestack.blocks.text.words import AlignedWords, TextSpans
 from voicestack.runtime.plan import Plan
 from voicestack.serve_app import metrics
 from voicestack.serve_app.admission import Admission, Overloaded
@@ -91,7 +91,7 @@ class Composer:
         """`plan`: the voice's (runtime/plan.py); `handles`: a DeploymentHandle per leaf
         deployment's key (serve_app/deployments.py; a grouped leaf's: ("app", "deployment")
         to look up)."""
-        from voicestack.blocks.frontend import TextFrontend
+        from voicestack.blocks.text.frontend import TextFrontend
         from voicestack.serve_app.deployments import leaf_deployments
 
         self.plan = plan
@@ -151,7 +151,7 @@ class Composer:
         """The voice as `GET /v1/voices` lists it: its plan less the composer's own parts, its
         speakers' names in id order, whether a request may change its speed, and whether its
         streams carry word timestamps."""
-        from voicestack.blocks.request import SPEED
+        from voicestack.blocks.core.request import SPEED
 
         plan = self.plan
         return {
@@ -184,9 +184,9 @@ class Composer:
         made, then {"type": "end", ...}; or {"type": "error", ...}, first if the request is bad
         or the voice is at capacity (status 503, with `retry_after_s`). `options`: the seed
         that fixes a generative voice's noise (without one a seed is drawn, and the end message
-        says it), the speaker, the speed (blocks/request.py)."""
+        says it), the speaker, the speed (blocks/core/request.py)."""
+        from voicestack.blocks.core.request import for_voice
         from voicestack.blocks.errors import RequestError
-        from voicestack.blocks.request import for_voice
 
         recorded = metrics.Stream(self.name, self.plan.sample_rate, record=not self.warming)
         try:
@@ -355,10 +355,10 @@ class Composer:
         text: str,
     ) -> list[dict] | AlignedWords:
         """Sentence `index`'s words (`written`: the front end's `words`) with their times in
-        the stream (blocks/words.py), from its durations as the sequence deployments predicted
+        the stream (blocks/text/words.py), from its durations as the sequence deployments predicted
         them (the one thing fetched from them); or, for a voice whose chunks carry its
         alignment, what reads them from the chunks."""
-        from voicestack.blocks.words import timed_words
+        from voicestack.blocks.text.words import timed_words
 
         found = await spans
         if self.timeline is None:  # words read from the chunks' alignment as they come
@@ -385,7 +385,7 @@ class Composer:
         """Front end, then the sequence deployments, for the first speakable sentence from
         `index` on. Returns (its index, a response holding its features, the front end's
         `words`, the front end's features), or (index, None, None, None)."""
-        from voicestack.blocks.frontend import NothingToSayError
+        from voicestack.blocks.text.frontend import NothingToSayError
 
         while index < len(sentences):
             try:

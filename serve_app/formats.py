@@ -226,7 +226,7 @@ class StreamEncoder:
         )
 
     def word(self, word: dict) -> bytes:
-        """One word's times (blocks/words.py `timed_words`: word, read_as, start_s, end_s,
+        """One word's times (blocks/text/words.py `timed_words`: word, read_as, start_s, end_s,
         text_start, text_end, sentence) as a ``msgpack`` ``word`` message, sent before the
         audio that holds the word; ``b""`` for the other formats."""
         if self.fmt != "msgpack":

@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
+from voicestack.blocks.core.request import MAX_SPEED, MIN_SPEED, RequestOptions
 from voicestack.blocks.errors import validation_problems
-from voicestack.blocks.request import MAX_SPEED, MIN_SPEED, RequestOptions
 from voicestack.serve_app import openai_api
 from voicestack.serve_app.auth import load_api_keys, refusal
 from voicestack.serve_app.formats import FORMATS, StreamEncoder, resampler

@@ -137,7 +137,7 @@ class SourceServer(_LeafServer):
             async for chunk in self._stepped(voice, features, need):
                 yield chunk
             return
-        from voicestack.blocks.chunk import with_context
+        from voicestack.blocks.core.chunk import with_context
 
         chunks = with_context(self.blocks[voice].stream(features, None), *need)
         done = object()
@@ -158,7 +158,7 @@ class SourceServer(_LeafServer):
     async def _stepped(
         self, voice: str, features: dict[str, Any], need: tuple[int, int]
     ) -> AsyncIterator[Any]:
-        from voicestack.blocks.chunk import with_context
+        from voicestack.blocks.core.chunk import with_context
 
         block = self.stepped[voice]
         stream = self.stepper.join(block, features, block.seconds_per_frame)

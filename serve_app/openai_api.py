@@ -44,8 +44,8 @@ from typing import Any, Literal
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from voicestack.blocks.core.request import MAX_SPEED, MIN_SPEED
 from voicestack.blocks.errors import validation_problems
-from voicestack.blocks.request import MAX_SPEED, MIN_SPEED
 
 #: OpenAI's built-in voices (its API reference lists marin and cedar besides the eleven of
 #: tts-1 and gpt-4o-mini-tts).

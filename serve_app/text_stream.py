@@ -29,8 +29,8 @@ import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from voicestack.blocks.core.request import MAX_SPEED, MIN_SPEED, RequestOptions, new_seed
 from voicestack.blocks.errors import validation_problems
-from voicestack.blocks.request import MAX_SPEED, MIN_SPEED, RequestOptions, new_seed
 from voicestack.serve_app.formats import FORMATS, StreamEncoder, resampler
 from voicestack.serve_app.retry import attempts
 

@@ -22,7 +22,7 @@ import torch
 from voicestack.addons.loader import load_addon
 from voicestack.addons.recipes import attention_voice, row_invariant
 from voicestack.addons.search_path import find_voice
-from voicestack.blocks.request import RequestOptions
+from voicestack.blocks.core.request import RequestOptions
 from voicestack.runtime.plan import run_sequence
 from voicestack.runtime.voice import build_voice
 from voicestack.serve_app.stepping import Stepper

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from voicestack.addons.loader import load_addon
 from voicestack.addons.search_path import find_voice
-from voicestack.blocks.frontend import NothingToSayError
+from voicestack.blocks.text.frontend import NothingToSayError
 from voicestack.runtime.voice import build_voice
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

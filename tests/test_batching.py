@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 import torch
-from voicestack.blocks.chunk import Chunk
-from voicestack.blocks.network_chunks import apply_batch
+from voicestack.blocks.core.chunk import Chunk
+from voicestack.blocks.library.network_chunks import apply_batch
 from voicestack.serve_app.batching import Batcher, apply_items
 
 from .conftest import voice_with
@@ -142,7 +142,7 @@ def test_a_small_first_chunk_is_not_batched_with_large_ones_that_would_pad_it():
 
 
 def test_chunk_calls_batch_only_with_the_same_network_at_close_lengths(duration_addon):
-    from voicestack.blocks.chunk import Chunk
+    from voicestack.blocks.core.chunk import Chunk
     from voicestack.serve_app.batching import batch_together
 
     plan = voice_with(duration_addon).plan

@@ -4,7 +4,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from voicestack.blocks.chunk import Chunk, concat_cores, split_chunk, with_context
+from voicestack.blocks.core.chunk import Chunk, concat_cores, split_chunk, with_context
 
 
 def chunked(frames: torch.Tensor, sizes: list[int]) -> list[Chunk]:

@@ -14,22 +14,22 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from voicestack.blocks.base import BuildEnv
+from voicestack.addons.build_env import AddonBuildEnv
 from voicestack.blocks.errors import StackError
-from voicestack.blocks.frontend import (
+from voicestack.blocks.text.frontend import (
     Frontend,
     NothingToSayError,
     UnknownSymbol,
     UnknownSymbolError,
 )
-from voicestack.blocks.phonemes import (
+from voicestack.blocks.text.phonemes import (
     ENGLISH_SYMBOLS,
     G2P,
     PAD,
     STRESS_MARKS,
     WORD_SEPARATOR,
 )
-from voicestack.blocks.text_normalization import SPOKEN_PUNCTUATION
+from voicestack.blocks.text.text_normalization import SPOKEN_PUNCTUATION
 
 
 class FakeAddon:
@@ -43,12 +43,12 @@ class FakeAddon:
 
 @pytest.fixture(scope="module")
 def frontend() -> Frontend:
-    return Frontend(Frontend.Config(), BuildEnv())
+    return Frontend(Frontend.Config(), AddonBuildEnv())
 
 
 @pytest.fixture(scope="module")
 def strict() -> Frontend:
-    return Frontend(Frontend.Config(on_unknown="error"), BuildEnv())
+    return Frontend(Frontend.Config(on_unknown="error"), AddonBuildEnv())
 
 
 def decode(frontend: Frontend, ids: torch.Tensor) -> list[str]:
@@ -64,7 +64,7 @@ def test_english_symbols_start_with_the_pad_then_the_word_separator_and_are_uniq
 
 def test_importing_the_block_imports_neither_torch_nor_phonemizer() -> None:
     code = (
-        "import sys, voicestack.blocks.frontend as f; f.Frontend; "
+        "import sys, voicestack.blocks.text.frontend as f; f.Frontend; "
         "heavy = {'torch', 'phonemizer', 'num2words'} & set(sys.modules); "
         "assert not heavy, heavy"
     )
@@ -73,9 +73,9 @@ def test_importing_the_block_imports_neither_torch_nor_phonemizer() -> None:
 
 def test_a_frontend_builds_and_speaks_in_a_process_that_never_set_up_espeak() -> None:
     code = (
-        "from voicestack.blocks.base import BuildEnv; "
-        "from voicestack.blocks.frontend import Frontend; "
-        "f = Frontend(Frontend.Config(), BuildEnv()); "
+        "from voicestack.addons.build_env import AddonBuildEnv; "
+        "from voicestack.blocks.text.frontend import Frontend; "
+        "f = Frontend(Frontend.Config(), AddonBuildEnv()); "
         "print(len(f({'text': 'Hello.'})['symbols']))"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
@@ -177,7 +177,7 @@ def test_unknown_characters_raise_when_the_voice_asks_for_errors(strict) -> None
 
 def test_a_symbol_table_missing_a_phoneme_reports_it(caplog) -> None:
     table = [s for s in ENGLISH_SYMBOLS if s != "θ"]
-    frontend = Frontend(Frontend.Config(), BuildEnv(FakeAddon(table)))
+    frontend = Frontend(Frontend.Config(), AddonBuildEnv(FakeAddon(table)))
     with caplog.at_level(logging.WARNING, logger="voicestack.frontend"):
         out = frontend({"text": "Doctor Smith."})
     assert [(u.what, u.where) for u in out["unknown"]] == [
@@ -190,14 +190,14 @@ def test_a_symbol_table_missing_a_phoneme_reports_it(caplog) -> None:
 
 def test_a_symbol_table_missing_a_phoneme_raises_when_the_voice_asks_for_errors() -> None:
     table = [s for s in ENGLISH_SYMBOLS if s != "θ"]
-    frontend = Frontend(Frontend.Config(on_unknown="error"), BuildEnv(FakeAddon(table)))
+    frontend = Frontend(Frontend.Config(on_unknown="error"), AddonBuildEnv(FakeAddon(table)))
     with pytest.raises(UnknownSymbolError, match="θ"):
         frontend({"text": "Doctor Smith."})
 
 
 def test_the_frontend_uses_the_addons_symbol_table() -> None:
     table = [PAD, WORD_SEPARATOR, *reversed(ENGLISH_SYMBOLS[2:])]
-    frontend = Frontend(Frontend.Config(), BuildEnv(FakeAddon(table)))
+    frontend = Frontend(Frontend.Config(), AddonBuildEnv(FakeAddon(table)))
     assert frontend.symbols == table
     out = frontend({"text": "Hello there."})
     ids = out["symbols"].tolist()
@@ -207,12 +207,12 @@ def test_the_frontend_uses_the_addons_symbol_table() -> None:
 
 def test_a_symbol_table_without_a_word_separator_is_a_build_error() -> None:
     with pytest.raises(StackError, match="word separator"):
-        Frontend(Frontend.Config(), BuildEnv(FakeAddon([PAD, "a", "b"])), path="frontend")
+        Frontend(Frontend.Config(), AddonBuildEnv(FakeAddon([PAD, "a", "b"])), path="frontend")
 
 
 def test_a_language_espeak_does_not_have_is_a_build_error_naming_the_key() -> None:
     with pytest.raises(StackError) as raised:
-        Frontend(Frontend.Config(language="xx-nowhere"), BuildEnv(), path="frontend")
+        Frontend(Frontend.Config(language="xx-nowhere"), AddonBuildEnv(), path="frontend")
     assert raised.value.problems[0].key == "frontend.language"
 
 

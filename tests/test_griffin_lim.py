@@ -10,10 +10,10 @@ import math
 
 import pytest
 import torch
-from voicestack.blocks.base import BuildEnv
-from voicestack.blocks.chunk import Chunk
-from voicestack.blocks.griffin_lim import GriffinLim
-from voicestack.blocks.mel import MelAnalysis, mel_filterbank
+from voicestack.addons.build_env import AddonBuildEnv
+from voicestack.blocks.core.chunk import Chunk
+from voicestack.blocks.library.griffin_lim import GriffinLim
+from voicestack.blocks.library.mel import MelAnalysis, mel_filterbank
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_mel_filterbank_rows_are_triangles_covering_the_band():
 @pytest.mark.parametrize("chunk_frames", [8, 32])
 def test_streamed_griffin_lim_is_within_the_stated_tolerance_of_one_shot(setup, chunk_frames):
     addon, analysis, mel = setup
-    gl = GriffinLim(GriffinLim.Config(), BuildEnv(addon))
+    gl = GriffinLim(GriffinLim.Config(), AddonBuildEnv(addon))
     one_shot = gl.vocode(mel, 0)
     chunks = [
         Chunk(mel[s : s + chunk_frames], s, is_last=s + chunk_frames >= mel.shape[0])

@@ -17,8 +17,8 @@ import torch
 from voicestack.addons.loader import load_addon
 from voicestack.addons.recipes import vocoder as recipe
 from voicestack.addons.recipes.vocoder_network import InverseSTFT
-from voicestack.blocks.chunk import Chunk
-from voicestack.blocks.network_chunks import apply_batch
+from voicestack.blocks.core.chunk import Chunk
+from voicestack.blocks.library.network_chunks import apply_batch
 from voicestack.runtime.validate import validate_addon
 from voicestack.runtime.voice import build_voice
 

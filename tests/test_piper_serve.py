@@ -139,7 +139,7 @@ def test_the_voice_list_shows_joe_as_a_vits_voice(service):
 
 
 def test_the_msgpack_stream_says_each_words_time_before_its_audio(service):
-    from voicestack.blocks.chunk import Chunk
+    from voicestack.blocks.core.chunk import Chunk
     from voicestack.runtime.local import synthesize_events
 
     messages = speak(service, seed=3)

@@ -14,7 +14,7 @@ from voicestack.addons.loader import load_addon
 from voicestack.addons.recipes import corpus
 from voicestack.addons.recipes.corpus import PhonemeEvent, align, frame_count
 from voicestack.addons.search_path import BUNDLED
-from voicestack.blocks.chunk import Chunk
+from voicestack.blocks.core.chunk import Chunk
 from voicestack.runtime.local import synthesize
 from voicestack.runtime.validate import validate_addon
 from voicestack.runtime.voice import build_voice
@@ -68,10 +68,10 @@ def test_corpus_durations_sum_to_the_audio_frames(espeak_reference: corpus.Utter
 
 
 def test_corpus_symbols_are_the_serving_front_end_s(espeak_reference: corpus.Utterance) -> None:
-    from voicestack.blocks.base import BuildEnv
-    from voicestack.blocks.frontend import Frontend
+    from voicestack.addons.build_env import AddonBuildEnv
+    from voicestack.blocks.text.frontend import Frontend
 
-    frontend = Frontend(Frontend.Config(language="en-us"), BuildEnv())
+    frontend = Frontend(Frontend.Config(language="en-us"), AddonBuildEnv())
     served = frontend({"text": frontend.sentences(SENTENCE)[0]})["symbols"]
     assert torch.equal(served, espeak_reference.symbols)
 
@@ -140,7 +140,7 @@ def test_duration_voice_decoder_batches_chunks_of_different_streams() -> None:
     """The reference decoder is exported with a dynamic batch, so the serving layer's
     cross-request batching runs one call for many streams' chunks, each getting what it gets
     alone (padding masked)."""
-    from voicestack.blocks.network_chunks import apply_batch
+    from voicestack.blocks.library.network_chunks import apply_batch
 
     voice = build_voice(load_addon(BUNDLED / "espeak-duration"))
     step = voice.plan.segments[0].steps[0]
@@ -169,7 +169,7 @@ def test_griffin_lim_voice_batched_beside_other_streams_stays_within_the_stated_
     (tests/same_audio.py), whatever the batch beside them."""
     import random
 
-    from voicestack.blocks.network_chunks import NetworkChunkBlock, apply_batch
+    from voicestack.blocks.library.network_chunks import NetworkChunkBlock, apply_batch
     from voicestack.runtime.pcm import pcm16
 
     from tests.same_audio import ITERATIVE_SAME_TEXT_SNR_DB, same_audio, snr_db

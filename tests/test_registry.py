@@ -7,10 +7,11 @@ import textwrap
 
 import numpy as np
 import pytest
+from voicestack.blocks import BUILTIN_BLOCKS, REGISTRY
+from voicestack.blocks.core.registry import BlockRegistry
+from voicestack.blocks.core.sequence import SequenceBlock
+from voicestack.blocks.core.streamable import StreamableBlock
 from voicestack.blocks.errors import StackError
-from voicestack.blocks.registry import BUILTIN_BLOCKS, REGISTRY, BlockRegistry
-from voicestack.blocks.sequence import SequenceBlock
-from voicestack.blocks.streamable import StreamableBlock
 from voicestack.runtime.local import synthesize
 from voicestack.runtime.voice import build_voice
 
@@ -29,13 +30,22 @@ def test_every_builtin_block_resolves_to_a_class_extending_an_abstraction(name):
 def test_importing_the_registry_does_not_import_torch():
     import subprocess
 
-    code = "import sys, voicestack.blocks.registry as r; r.REGISTRY.known(); print('torch' in sys.modules)"
+    code = "import sys, voicestack.blocks as b; b.REGISTRY.known(); print('torch' in sys.modules)"
     assert (
         subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
         ).stdout.strip()
         == "False"
     )
+
+
+def test_a_registry_made_in_core_knows_the_composites_alone():
+    """core names no concrete block: the package's registry (blocks/__init__.py) adds them."""
+    composites = {"StreamablePipeline", "SequenceBlockContainer", "StreamableStack"}
+    known = set(BlockRegistry().known())
+    assert composites <= known
+    assert not known & (set(BUILTIN_BLOCKS) - composites)
+    assert set(BUILTIN_BLOCKS) <= set(REGISTRY.known())
 
 
 def test_the_seed_articles_stack_loads_as_written_followed_by_the_vocoder(duration_addon):
@@ -200,7 +210,7 @@ class Echo(StreamableBlock):
 
 
 def test_a_block_registered_in_code_is_named_like_a_builtin(duration_addon):
-    registry = BlockRegistry()
+    registry = BlockRegistry(BUILTIN_BLOCKS)
     registry.register("Echo", Echo)
     voice = build_voice(
         with_config(duration_addon, stack=SEED_STACK + [{"type": "Echo"}, VOCODER]),
@@ -218,7 +228,7 @@ def test_registering_a_class_that_extends_neither_abstraction_fails_at_registrat
 
 def test_a_builtin_name_cannot_be_taken_over():
     with pytest.raises(ValueError, match="built in"):
-        BlockRegistry().register("Vocoder", Echo)
+        BlockRegistry(BUILTIN_BLOCKS).register("Vocoder", Echo)
 
 
 def write_plugin(root, entry: str) -> None:
@@ -226,8 +236,8 @@ def write_plugin(root, entry: str) -> None:
     (root / "vs_plugin_demo" / "__init__.py").write_text(
         textwrap.dedent(
             """
-            from voicestack.blocks.chunk import Chunk
-            from voicestack.blocks.streamable import ChunkwiseBlock
+            from voicestack.blocks.core.chunk import Chunk
+            from voicestack.blocks.core.streamable import ChunkwiseBlock
 
             class Invert(ChunkwiseBlock):
                 consumes = "audio"
@@ -252,7 +262,7 @@ def test_an_installed_packages_entry_point_block_is_named_like_a_builtin(
 ):
     write_plugin(tmp_path, "Invert = vs_plugin_demo:Invert")
     monkeypatch.syspath_prepend(str(tmp_path))
-    registry = BlockRegistry()
+    registry = BlockRegistry(BUILTIN_BLOCKS)
     assert "Invert" in registry.known()
     plain = synthesize(voice_with(duration_addon, stack=SEED_STACK + [VOCODER]), "Hello.")
     voice = build_voice(

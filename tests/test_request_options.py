@@ -1,4 +1,4 @@
-"""What a request may ask of a voice besides its text (blocks/request.py): a speed where the
+"""What a request may ask of a voice besides its text (blocks/core/request.py): a speed where the
 voice has durations to scale, a speaker where it has speakers. What a voice cannot do is a
 RequestError naming the field and the voice, in the local runtime as in the service (whose
 tests check the HTTP 400), never silently ignored."""

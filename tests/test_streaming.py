@@ -13,7 +13,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from voicestack.blocks.base import BuildEnv
+from voicestack.addons.build_env import AddonBuildEnv
 from voicestack.runtime.local import synthesize, synthesize_stream
 
 from .conftest import voice_with
@@ -131,10 +131,10 @@ def test_duration_voice_stream_equals_one_shot(
 def test_chunks_grow_from_the_first_size_to_the_chunk_size(duration_addon):
     """A small first chunk for an early first sound, then ever larger ones (fewer hops, less
     context recomputed), never larger than chunk_frames."""
-    from voicestack.blocks.upsampler import Upsampler
+    from voicestack.blocks.library.upsampler import Upsampler
 
     config = Upsampler.Config(chunk_frames=96, first_chunk_frames=16, growth=2)
-    upsampler = Upsampler(config, BuildEnv(duration_addon))
+    upsampler = Upsampler(config, AddonBuildEnv(duration_addon))
     features = {"encodings": torch.zeros(40, 4), "durations": torch.full((40,), 10.0)}
     features["durations"][-1] = 15.0  # 405 frames: the last chunk has what is left
     sizes = [c.length for c in upsampler.stream(features, None)]

@@ -8,7 +8,7 @@ import string
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from voicestack.blocks.text_normalization import (
+from voicestack.blocks.text.text_normalization import (
     SPOKEN_PUNCTUATION,
     find_unknown_characters,
     normalize,
@@ -196,7 +196,7 @@ def test_spoken_punctuation_digits_and_word_marks_are_known() -> None:
 
 
 def test_a_sentence_longer_than_the_limit_is_cut_after_a_clause_mark_or_a_space():
-    from voicestack.blocks.text_normalization import MAX_SENTENCE_CHARS
+    from voicestack.blocks.text.text_normalization import MAX_SENTENCE_CHARS
 
     clause = "the river ran on past the mill and the old stone bridge"
     long = ", ".join([clause] * 12) + "."
@@ -207,7 +207,7 @@ def test_a_sentence_longer_than_the_limit_is_cut_after_a_clause_mark_or_a_space(
 
 
 def test_one_enormous_word_is_cut_into_pieces_rather_than_refused():
-    from voicestack.blocks.text_normalization import MAX_SENTENCE_CHARS
+    from voicestack.blocks.text.text_normalization import MAX_SENTENCE_CHARS
 
     pieces = split_sentences("a" * 5000)
     assert "".join(pieces) == "a" * 5000

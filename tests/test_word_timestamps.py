@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from voicestack.addons.loader import load_addon
 from voicestack.addons.search_path import find_voice
-from voicestack.blocks.chunk import Chunk
-from voicestack.blocks.words import AlignedWords, TextSpans, read_as, written_words
+from voicestack.blocks.core.chunk import Chunk
+from voicestack.blocks.text.words import AlignedWords, TextSpans, read_as, written_words
 from voicestack.runtime.local import synthesize_events
 from voicestack.runtime.voice import build_voice
 

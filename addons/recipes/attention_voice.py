@@ -154,7 +154,7 @@ def frame_positions(durations: torch.Tensor, frames: int) -> torch.Tensor:
 
 def train(dest_corpus: Path, steps: int, frames_per_batch: int, seed: int = 0):
     from tqdm import tqdm
-    from voicestack.blocks.phonemes import ENGLISH_SYMBOLS
+    from voicestack.blocks.text.phonemes import ENGLISH_SYMBOLS
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -249,7 +249,7 @@ def reexport(folder: Path) -> Path:
 
 
 def export_addon(folder: Path, encoder: nn.Module, step_net: nn.Module, report: dict) -> Path:
-    from voicestack.blocks.phonemes import ENGLISH_SYMBOLS
+    from voicestack.blocks.text.phonemes import ENGLISH_SYMBOLS
 
     folder.mkdir(parents=True, exist_ok=True)
     sym = torch.export.Dim("symbols", min=1, max=MAX_SYMBOLS)

@@ -17,7 +17,8 @@ Everything comes from what is installed:
   phonemes across word boundaries) and each symbol gets the frames of its events. Stress marks
   and word separators get none; pauses go to the punctuation or word separator where they
   fall. Durations sum exactly to the log-mel's frame count.
-- **Log-mels** from `blocks/mel.py`'s `MelAnalysis`, the analysis the GriffinLim block inverts.
+- **Log-mels** from `blocks/library/mel.py`'s `MelAnalysis`, the analysis the GriffinLim block
+  inverts.
 
 Several espeak-ng voices (variants of en-us) can be generated, for a vocoder that should learn
 more than one speaker; the acoustic models train on the first.
@@ -372,8 +373,8 @@ def _edit_alignment(a: list[str], b: list[str]) -> list[tuple[int | None, int | 
 def align(symbols: list[str], events: list[PhonemeEvent], samples: int) -> Alignment:
     """Frames per symbol of the front end's `symbols` for espeak audio of `samples` samples
     whose phonemes are `events`. Sums exactly to `frame_count(samples)`."""
-    from voicestack.blocks.phonemes import PAD, STRESS_MARKS, WORD_SEPARATOR
-    from voicestack.blocks.text_normalization import SPOKEN_PUNCTUATION
+    from voicestack.blocks.text.phonemes import PAD, STRESS_MARKS, WORD_SEPARATOR
+    from voicestack.blocks.text.text_normalization import SPOKEN_PUNCTUATION
 
     not_phoneme = {PAD, WORD_SEPARATOR, *STRESS_MARKS, *SPOKEN_PUNCTUATION}
     pause_holders = {WORD_SEPARATOR, *SPOKEN_PUNCTUATION}
@@ -472,11 +473,11 @@ def make_utterances(
 ) -> tuple[list[Utterance], dict[str, int]]:
     """Utterances of `texts` in espeak voice `voice`, and alignment counts. Texts the front end
     cannot speak as one sentence are skipped (counted in `skipped`)."""
-    from voicestack.blocks.base import BuildEnv
-    from voicestack.blocks.frontend import Frontend
-    from voicestack.blocks.mel import MelAnalysis
+    from voicestack.addons.build_env import AddonBuildEnv
+    from voicestack.blocks.library.mel import MelAnalysis
+    from voicestack.blocks.text.frontend import Frontend
 
-    frontend = Frontend(Frontend.Config(language="en-us", on_unknown="error"), BuildEnv())
+    frontend = Frontend(Frontend.Config(language="en-us", on_unknown="error"), AddonBuildEnv())
     espeak = _espeak()
     analysis = MelAnalysis(SAMPLE_RATE, N_FFT, HOP, WIN, N_MELS)
     stats = dict(matched=0, substituted=0, missing=0, extra=0, skipped=0, frames=0)

@@ -9,7 +9,7 @@ utterance's edge; see docs/architecture.md):
   convolutions, trained on log(1 + frames) of the corpus alignment.
 - `decoder`: upsampled encodings -> 80-band log-mel. Dilated residual convolutions with a
   bounded, declared receptive field, so the streamed voice equals a one-shot run.
-The vocoder is the GriffinLim block (no weights); the log-mel is `blocks/mel.py`'s.
+The vocoder is the GriffinLim block (no weights); the log-mel is `blocks/library/mel.py`'s.
 
 Training uses the corpus recipe's (`corpus.py`) first voice, the ground-truth durations for the
 upsampling (teacher forcing), an L1 loss on the log-mel and a squared loss on log durations.
@@ -165,7 +165,7 @@ def train(
     dest_corpus: Path, steps: int, frames_per_batch: int, seed: int = 0
 ) -> tuple[nn.Module, nn.Module, nn.Module, dict]:
     from tqdm import tqdm
-    from voicestack.blocks.phonemes import ENGLISH_SYMBOLS
+    from voicestack.blocks.text.phonemes import ENGLISH_SYMBOLS
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -232,7 +232,7 @@ def train(
 def export_addon(
     folder: Path, encoder: nn.Module, durations_net: nn.Module, decoder: nn.Module, report: dict
 ) -> Path:
-    from voicestack.blocks.phonemes import ENGLISH_SYMBOLS
+    from voicestack.blocks.text.phonemes import ENGLISH_SYMBOLS
 
     folder.mkdir(parents=True, exist_ok=True)
     sym = torch.export.Dim("symbols", min=1, max=MAX_SYMBOLS)
@@ -322,7 +322,7 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, nn.Module, nn.Module, dict]:
     """The networks and training report saved by `--checkpoint` (our own file: plain tensors,
     read with weights_only)."""
     saved = torch.load(path, weights_only=True)
-    from voicestack.blocks.phonemes import ENGLISH_SYMBOLS
+    from voicestack.blocks.text.phonemes import ENGLISH_SYMBOLS
 
     encoder, durations_net, decoder = (
         TextEncoder(len(ENGLISH_SYMBOLS)),

@@ -200,7 +200,7 @@ def build_attention_voice(folder: Path, symbols: list[str]) -> Path:
 def build_test_voices(dest: Path, symbols: list[str] | None = None) -> list[Path]:
     """Build both test voices under `dest`; return their folders."""
     if symbols is None:
-        from voicestack.blocks.phonemes import ENGLISH_SYMBOLS
+        from voicestack.blocks.text.phonemes import ENGLISH_SYMBOLS
 
         symbols = list(ENGLISH_SYMBOLS)
     return [

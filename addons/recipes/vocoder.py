@@ -7,12 +7,12 @@ Data: the corpus recipe's (`corpus.py`) training sentences in all of its espeak-
 (`DEFAULT_VOICES`: three en-us variants and a British Klatt voice), so the vocoder is not
 tied to one speaker. The corpus keeps audio for held-out sentences only, so the first
 `--sentences` training sentences of each voice are synthesised again here and analysed with
-blocks/mel.py; the held-out sentences are not read.
+blocks/library/mel.py; the held-out sentences are not read.
 
 Training: random segments of `--segment-frames` mel frames and their audio, batches of
 `--frames-per-batch` frames; losses on the vocoder's audio, all re-analysed from it, so they
 ask for a waveform whose spectrogram is consistent and not only for plausible spectra:
-- log-mel L1 (blocks/mel.py's analysis: the features the voices make and MCD measures);
+- log-mel L1 (blocks/library/mel.py's analysis: the features the voices make and MCD measures);
 - multi-resolution STFT (FFT 512, 1024, 2048): spectral convergence plus log-magnitude L1.
 No adversarial loss: a discriminator would triple each step, and this recipe is meant to run
 in well under an hour on one CPU thread. AdamW with warm-up and cosine decay; the schedule
@@ -38,7 +38,7 @@ import torch
 from voicestack.addons.recipes import corpus
 from voicestack.addons.recipes.addon_files import export, tensor, training_parser
 from voicestack.addons.recipes.vocoder_network import NeuralVocoder
-from voicestack.blocks.mel import LOG_FLOOR
+from voicestack.blocks.library.mel import LOG_FLOOR
 
 #: The network's shape: a few ConvNeXt blocks at frame rate. Sized to keep the exported file
 #: under 4.5 MB (a voice addon must stay under 15 MB) and a training run under an hour.
@@ -78,7 +78,7 @@ def load_audio(dest: Path, voices: tuple[str, ...], sentences: int) -> list[tupl
     carries state from one sentence to the next (a sentence said twice in a row differs by a few
     samples), so the corpus's mel is of slightly different audio."""
     from tqdm import tqdm
-    from voicestack.blocks.mel import MelAnalysis
+    from voicestack.blocks.library.mel import MelAnalysis
 
     espeak = corpus._espeak()
     analysis = MelAnalysis(corpus.SAMPLE_RATE, corpus.N_FFT, corpus.HOP, corpus.WIN, corpus.N_MELS)
@@ -121,7 +121,7 @@ class Losses(torch.nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        from voicestack.blocks.mel import mel_filterbank
+        from voicestack.blocks.library.mel import mel_filterbank
 
         self.register_buffer(
             "filters",

@@ -19,8 +19,8 @@ the work is a few 1x1 convolutions over ~86 frames a second.
   graph (accelerator compilers often lack them), and the DFT tables are ordinary float
   buffers, which the archive's safety inspection (addons/archive.py) accepts like any weight.
 
-Framing is blocks/mel.py's (centred frames, `torch.stft(center=True)`): frame t is centred on
-sample t * hop, and T frames give T * hop samples, as the GriffinLim block gives.
+Framing is blocks/library/mel.py's (centred frames, `torch.stft(center=True)`): frame t is
+centred on sample t * hop, and T frames give T * hop samples, as the GriffinLim block gives.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import math
 
 import torch
 from torch import nn
-from voicestack.blocks.mel import LOG_FLOOR, mel_filterbank
+from voicestack.blocks.library.mel import LOG_FLOOR, mel_filterbank
 
 #: Log-mel values span about log(1e-5) = -11.5 (silence) to +2; this maps them to about [-1, 3]
 #: before the first layer, so the network starts in a sensible range.

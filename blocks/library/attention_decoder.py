@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import Field
-from voicestack.blocks.base import BlockConfig, BuildEnv
-from voicestack.blocks.chunk import Chunk
+from voicestack.blocks.core.base import BlockConfig, BuildEnv
+from voicestack.blocks.core.chunk import Chunk
+from voicestack.blocks.core.sequence import Features
+from voicestack.blocks.core.streamable import StreamableBlock
 from voicestack.blocks.errors import Problem, StackError
-from voicestack.blocks.sequence import Features
-from voicestack.blocks.streamable import StreamableBlock
 
 PREV_FRAME, FRAME, STOP, MASK, WEIGHTS = "prev_frame", "frame", "stop", "mask", "weights"
 

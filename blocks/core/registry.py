@@ -1,10 +1,14 @@
-"""The one registry that builds a tree of blocks from an addon's `stack` by `type` name.
+"""The registry that builds a tree of blocks from an addon's `stack` by `type` name.
 
 An addon is data: a stack names block types, never import paths. A type is looked up in, in
-order, the explicit table of built-in blocks below (each imported lazily, so importing this module
-does not import torch), the blocks registered in code with `register`, and the blocks that
-installed packages declare in the `voicestack.blocks` entry-point group. A name that is none of
-these is an error listing the known names; nothing else is ever imported.
+order, an explicit table of built-in blocks ("module:Class", each imported lazily, so importing
+this module does not import torch), the blocks registered in code with `register`, and the blocks
+that installed packages declare in the `voicestack.blocks` entry-point group. A name that is none
+of these is an error listing the known names; nothing else is ever imported.
+
+This module holds the machinery and the composites' table. The process-wide registry, whose
+table names every built-in block, is `voicestack.blocks.REGISTRY` (blocks/__init__.py): core
+never names the front ends or the concrete blocks.
 """
 
 from __future__ import annotations
@@ -12,41 +16,32 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Mapping
-from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-from voicestack.blocks.base import Block, BuildEnv
 from voicestack.blocks.errors import ConfigError, Problem, StackError, validation_problems
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoints
+
+    from voicestack.blocks.core.base import Block, BuildEnv
 
 ENTRY_POINT_GROUP = "voicestack.blocks"
 
-#: Built-in blocks: type name -> "module:Class" inside this package. The only modules this
-#: registry imports by name are listed here.
-BUILTIN_BLOCKS: Mapping[str, str] = {
-    "StreamablePipeline": "voicestack.blocks.pipeline:StreamablePipeline",
-    "SequenceBlockContainer": "voicestack.blocks.container:SequenceBlockContainer",
-    "StreamableStack": "voicestack.blocks.stack:StreamableStack",
-    "Frontend": "voicestack.blocks.frontend:Frontend",
-    "PiperFrontend": "voicestack.blocks.piper_frontend:PiperFrontend",
-    "Encoder": "voicestack.blocks.encoders:Encoder",
-    "Encoders": "voicestack.blocks.encoders:Encoders",
-    "CustomizedEncoders": "voicestack.blocks.encoders:CustomizedEncoders",
-    "Upsampler": "voicestack.blocks.upsampler:Upsampler",
-    "Decoder": "voicestack.blocks.decoder:Decoder",
-    "AttentionDecoder": "voicestack.blocks.attention_decoder:AttentionDecoder",
-    "Vocoder": "voicestack.blocks.vocoder:Vocoder",
-    "GriffinLim": "voicestack.blocks.griffin_lim:GriffinLim",
-    "Gain": "voicestack.blocks.gain:Gain",
-    "Diagnostics": "voicestack.blocks.diagnostics:Diagnostics",
+#: The composites, the only blocks core itself knows by name: every registry has them (a voice's
+#: stack is built as a StreamableStack). The package's registry, which also knows the front ends
+#: and the concrete blocks, is assembled above core (blocks/__init__.py).
+COMPOSITE_BLOCKS: Mapping[str, str] = {
+    "StreamablePipeline": "voicestack.blocks.core.pipeline:StreamablePipeline",
+    "SequenceBlockContainer": "voicestack.blocks.core.container:SequenceBlockContainer",
+    "StreamableStack": "voicestack.blocks.core.stack:StreamableStack",
 }
 
 _TYPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def _check_block_class(name: str, cls: Any) -> type[Block]:
-    from voicestack.blocks.sequence import SequenceBlock
-    from voicestack.blocks.streamable import StreamableBlock
+    from voicestack.blocks.core.sequence import SequenceBlock
+    from voicestack.blocks.core.streamable import StreamableBlock
 
     if not (isinstance(cls, type) and issubclass(cls, (SequenceBlock, StreamableBlock))):
         raise TypeError(
@@ -56,9 +51,12 @@ def _check_block_class(name: str, cls: Any) -> type[Block]:
 
 
 class BlockRegistry:
-    """Maps block type names to classes and builds block trees from config nodes."""
+    """Maps block type names to classes and builds block trees from config nodes.
 
-    def __init__(self, builtins: Mapping[str, str] = BUILTIN_BLOCKS):
+    `builtins` is its table of built-in types, "module:Class" by name (default: the composites
+    alone; `voicestack.blocks.BUILTIN_BLOCKS` names every built-in block)."""
+
+    def __init__(self, builtins: Mapping[str, str] = COMPOSITE_BLOCKS):
         self._builtins = dict(builtins)
         self._registered: dict[str, type[Block]] = {}
         self._loaded: dict[str, type[Block]] = {}
@@ -75,9 +73,7 @@ class BlockRegistry:
     def known(self) -> list[str]:
         """Every name a stack may use (entry points are listed without importing them)."""
         names = set(self._builtins) | set(self._registered)
-        names |= {
-            ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if _TYPE_NAME.match(ep.name)
-        }
+        names |= {ep.name for ep in _entry_points() if _TYPE_NAME.match(ep.name)}
         return sorted(names)
 
     def resolve(self, name: str) -> type[Block] | None:
@@ -92,7 +88,7 @@ class BlockRegistry:
         elif name in self._registered:
             cls = self._registered[name]
         else:
-            found = entry_points(group=ENTRY_POINT_GROUP, name=name)
+            found = _entry_points(name=name)
             if not found:
                 return None
             # The user installed this package and named it in the entry-point group: loading it
@@ -111,6 +107,8 @@ class BlockRegistry:
         return block
 
     def _build(self, node: Any, path: str, env: BuildEnv, problems: list[Problem]) -> Block | None:
+        from pydantic import ValidationError
+
         if not isinstance(node, Mapping):
             problems.append(
                 Problem(path, f"expected a block (an object with a 'type'), got {_kind(node)}")
@@ -182,12 +180,18 @@ class BlockRegistry:
         return block
 
 
+def _entry_points(name: str | None = None) -> EntryPoints:
+    """The installed packages' blocks, or those named `name` (read on use: importing this
+    module stays cheap, and the package's `__init__` imports it whenever any of
+    `voicestack.blocks` is imported)."""
+    from importlib.metadata import entry_points
+
+    if name is None:
+        return entry_points(group=ENTRY_POINT_GROUP)
+    return entry_points(group=ENTRY_POINT_GROUP, name=name)
+
+
 def _kind(value: Any) -> str:
     if isinstance(value, list):
         return f"a list of {len(value)}"
     return f"{type(value).__name__} {value!r}"[:80]
-
-
-#: The process-wide registry. Use `register` to add a block in code.
-REGISTRY = BlockRegistry()
-register = REGISTRY.register

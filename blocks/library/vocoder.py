@@ -6,7 +6,7 @@ so consecutive audio chunks join without a seam: the stream equals vocoding the 
 
 from __future__ import annotations
 
-from voicestack.blocks.network_chunks import NetworkChunkBlock, NetworkChunkConfig
+from voicestack.blocks.library.network_chunks import NetworkChunkBlock, NetworkChunkConfig
 
 
 class Vocoder(NetworkChunkBlock):

@@ -21,8 +21,8 @@ from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from voicestack.blocks.base import BlockConfig, BuildEnv
-from voicestack.blocks.sequence import Features, SequenceBlock
+from voicestack.blocks.core.base import BlockConfig, BuildEnv
+from voicestack.blocks.core.sequence import Features, SequenceBlock
 
 logger = logging.getLogger("voicestack.frontend")
 
@@ -89,7 +89,7 @@ class TextFrontend(SequenceBlock):
 
     def rewrite(self, word: str) -> str:
         """A word of a request's text as `sentences` rewrites it (normalised: "42" -> "forty
-        two"); the words of the text are found in the sentences by it (blocks/words.py)."""
+        two"); the words of the text are found in the sentences by it (blocks/text/words.py)."""
         return word
 
     @abstractmethod
@@ -107,9 +107,9 @@ class TextFrontend(SequenceBlock):
         """One sentence's features, after reporting what was skipped; NothingToSayError when
         nothing in it is spoken (`spoken`: it has a phoneme). `spoken_words`: the (first, end)
         symbols of each word as read; `words` ties the written words to them
-        (blocks/words.py)."""
+        (blocks/text/words.py)."""
         import torch
-        from voicestack.blocks.words import read_as
+        from voicestack.blocks.text.words import read_as
 
         self._report(unknown)
         if not spoken:
@@ -139,8 +139,12 @@ class TextFrontend(SequenceBlock):
         if self.config.on_unknown == "error":  # type: ignore[attr-defined]
             raise UnknownSymbolError(unknown)
         with_text = os.environ.get("VOICESTACK_LOG_TEXT") == "1"
-        # The concrete front end's own logger ("voicestack.frontend", "voicestack.piper_frontend").
-        own = logging.getLogger(type(self).__module__.replace("voicestack.blocks.", "voicestack."))
+        # The concrete front end's own logger: a built-in one's is named after its module alone,
+        # wherever that sits in the package ("voicestack.frontend", "voicestack.piper_frontend").
+        module = type(self).__module__
+        if module.startswith("voicestack.blocks."):
+            module = "voicestack." + module.rpartition(".")[2]
+        own = logging.getLogger(module)
         own.warning(
             "%s skipped what it cannot speak:\n%s",
             self.path or type(self).__name__,
@@ -172,14 +176,14 @@ class Frontend(TextFrontend):
     def __init__(self, config: Config, env: BuildEnv, path: str = "", **children: Any):
         super().__init__(config, env, path=path, **children)
         from voicestack.blocks.errors import Problem, StackError
-        from voicestack.blocks.phonemes import (
+        from voicestack.blocks.text.phonemes import (
             ENGLISH_SYMBOLS,
             G2P,
             PAD,
             STRESS_MARKS,
             WORD_SEPARATOR,
         )
-        from voicestack.blocks.text_normalization import SPOKEN_PUNCTUATION
+        from voicestack.blocks.text.text_normalization import SPOKEN_PUNCTUATION
 
         where = self.path or path or type(self).__name__
         symbols = list(env.addon.symbols) if env.addon is not None else list(ENGLISH_SYMBOLS)
@@ -199,12 +203,12 @@ class Frontend(TextFrontend):
 
     def sentences(self, text: str) -> list[str]:
         """The request's text, normalised and split into sentences, in order."""
-        from voicestack.blocks.text_normalization import normalize, split_sentences
+        from voicestack.blocks.text.text_normalization import normalize, split_sentences
 
         return split_sentences(normalize(text, self._normalizer_language))
 
     def rewrite(self, word: str) -> str:
-        from voicestack.blocks.text_normalization import normalize
+        from voicestack.blocks.text.text_normalization import normalize
 
         cache = self.__dict__.setdefault("_rewritten", {})
         if word not in cache:
@@ -214,7 +218,7 @@ class Frontend(TextFrontend):
         return cache[word]
 
     def __call__(self, features: Features) -> dict[str, Any]:
-        from voicestack.blocks.text_normalization import normalize
+        from voicestack.blocks.text.text_normalization import normalize
 
         sentence = normalize(features["text"], self._normalizer_language)
         speakable, unknown = self._speakable(sentence)
@@ -252,7 +256,7 @@ class Frontend(TextFrontend):
         """The normalised sentence with what it cannot speak (an emoji, a lone surrogate, a
         script the language has no reading for) as spaces, and what that was. A space, not
         nothing, so that "a😀b" stays two words."""
-        from voicestack.blocks.text_normalization import find_unknown_characters
+        from voicestack.blocks.text.text_normalization import find_unknown_characters
 
         unknown = []
         skip = set()

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from voicestack.blocks.base import BlockConfig, BuildEnv, ChildArity
-from voicestack.blocks.chunk import Chunk
+from voicestack.blocks.core.base import BlockConfig, BuildEnv, ChildArity
+from voicestack.blocks.core.chunk import Chunk
+from voicestack.blocks.core.sequence import Features, SequenceBlock
+from voicestack.blocks.core.streamable import StreamableBlock
 from voicestack.blocks.errors import Problem, StackError
-from voicestack.blocks.sequence import Features, SequenceBlock
-from voicestack.blocks.streamable import StreamableBlock
 
 
 class StreamablePipeline(StreamableBlock):

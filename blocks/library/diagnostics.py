@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from pydantic import Field
-from voicestack.blocks.base import BlockConfig, BuildEnv
-from voicestack.blocks.chunk import Chunk
-from voicestack.blocks.sequence import Features
-from voicestack.blocks.streamable import ANY, StreamableBlock
+from voicestack.blocks.core.base import BlockConfig, BuildEnv
+from voicestack.blocks.core.chunk import Chunk
+from voicestack.blocks.core.sequence import Features
+from voicestack.blocks.core.streamable import ANY, StreamableBlock
 
 logger = logging.getLogger("voicestack.diagnostics")
 

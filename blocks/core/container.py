@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from voicestack.blocks.base import BlockConfig, BuildEnv, ChildArity
+from voicestack.blocks.core.base import BlockConfig, BuildEnv, ChildArity
+from voicestack.blocks.core.sequence import Features, SequenceBlock
 from voicestack.blocks.errors import Problem
-from voicestack.blocks.sequence import Features, SequenceBlock
 
 
 class SequenceBlockContainer(SequenceBlock):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pydantic import Field
-from voicestack.blocks.base import BlockConfig
-from voicestack.blocks.chunk import Chunk
-from voicestack.blocks.streamable import ChunkwiseBlock
+from voicestack.blocks.core.base import BlockConfig
+from voicestack.blocks.core.chunk import Chunk
+from voicestack.blocks.core.streamable import ChunkwiseBlock
 
 
 class Gain(ChunkwiseBlock):

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from voicestack.blocks.base import BlockConfig, BuildEnv
-from voicestack.blocks.container import SequenceBlockContainer
+from voicestack.blocks.core.base import BlockConfig, BuildEnv
+from voicestack.blocks.core.container import SequenceBlockContainer
+from voicestack.blocks.core.sequence import Features, SequenceBlock
 from voicestack.blocks.errors import Problem, StackError
-from voicestack.blocks.sequence import Features, SequenceBlock
 
 
 class Encoder(SequenceBlock):
@@ -49,9 +49,9 @@ class Encoder(SequenceBlock):
         return self.network.run(inputs, boundaries)
 
     def _noise(self, features: Features, inputs: dict[str, Any]) -> dict[str, Any]:
-        """The network's noise inputs for this sentence (see blocks/noise.py), sized along the
-        length of its other inputs."""
-        from voicestack.blocks.noise import standard_normal
+        """The network's noise inputs for this sentence (see blocks/library/noise.py), sized
+        along the length of its other inputs."""
+        from voicestack.blocks.library.noise import standard_normal
 
         noisy = [t for t in self.network.spec.inputs if t.noise is not None]
         if not noisy:

@@ -11,18 +11,18 @@ from collections.abc import Iterator
 from typing import Literal
 
 from pydantic import Field
-from voicestack.blocks.base import BlockConfig
-from voicestack.blocks.chunk import Chunk
-from voicestack.blocks.request import SPEED
-from voicestack.blocks.sequence import Features
-from voicestack.blocks.streamable import StreamableBlock
+from voicestack.blocks.core.base import BlockConfig
+from voicestack.blocks.core.chunk import Chunk
+from voicestack.blocks.core.request import SPEED
+from voicestack.blocks.core.sequence import Features
+from voicestack.blocks.core.streamable import StreamableBlock
 
 
 class Prior(BlockConfig):
     """Frames drawn from a normal prior, as a VITS model does before its flow: each encoding
     holds a mean and a log standard deviation (the two halves of its channels), and each frame
     is mean + noise * exp(log std) * noise_scale, the noise drawn per sentence from the
-    request's seed (blocks/noise.py)."""
+    request's seed (blocks/library/noise.py)."""
 
     noise_scale: float = Field(default=0.667, ge=0)
     carry: int = Field(
@@ -112,7 +112,7 @@ class Upsampler(StreamableBlock):
     def _sample(self, frames, features: Features, prior: Prior):
         """The whole sentence's frames from the prior at once, so chunks cannot change them."""
         import torch
-        from voicestack.blocks.noise import standard_normal
+        from voicestack.blocks.library.noise import standard_normal
 
         carried = frames[:, frames.shape[-1] - prior.carry :]
         mean, log_std = frames[:, : frames.shape[-1] - prior.carry].chunk(2, dim=-1)

@@ -3,8 +3,8 @@ speaker and the speed.
 
 Blocks read these by key, as they read the front end's features: `Encoder` hands `speaker` to
 a network that takes it (a multi-speaker VITS voice), `Upsampler` divides its durations by
-`speed`, the noise of a generative voice is drawn from `seed` and `sentence` (blocks/noise.py).
-A voice reads the keys its blocks declare among their inputs, and no others: a request that
+`speed`, the noise of a generative voice is drawn from `seed` and `sentence`
+(blocks/library/noise.py). A voice reads the keys its blocks declare among their inputs, and no others: a request that
 asks a voice for what none of its blocks reads (a speaker of a one-speaker voice, a speed
 its blocks cannot change) is refused with a `RequestError` naming the voice, never ignored.
 """

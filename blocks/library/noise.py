@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from voicestack.blocks.request import SEED, SENTENCE, new_seed
+from voicestack.blocks.core.request import SEED, SENTENCE, new_seed
 
 if TYPE_CHECKING:
     import torch

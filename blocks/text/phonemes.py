@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from voicestack.blocks.text_normalization import SPOKEN_PUNCTUATION
+from voicestack.blocks.text.text_normalization import SPOKEN_PUNCTUATION
 
 #: Index 0 of every symbol table: what sequences are padded with.
 PAD = "_"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from voicestack.blocks.network_chunks import NetworkChunkBlock, NetworkChunkConfig
+from voicestack.blocks.library.network_chunks import NetworkChunkBlock, NetworkChunkConfig
 
 
 class Decoder(NetworkChunkBlock):

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import ClassVar
 
-from voicestack.blocks.base import Block
-from voicestack.blocks.chunk import Chunk, with_context
+from voicestack.blocks.core.base import Block
+from voicestack.blocks.core.chunk import Chunk, with_context
+from voicestack.blocks.core.sequence import Features
 from voicestack.blocks.errors import Problem
-from voicestack.blocks.sequence import Features
 
 #: `consumes` value of a block that passes any stream through (effects, diagnostics).
 ANY = "any"

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pydantic import Field
-from voicestack.blocks.base import BlockConfig, BuildEnv
-from voicestack.blocks.chunk import Chunk, split_chunk
+from voicestack.blocks.core.base import BlockConfig, BuildEnv
+from voicestack.blocks.core.chunk import Chunk, split_chunk
+from voicestack.blocks.core.streamable import ChunkwiseBlock
 from voicestack.blocks.errors import Problem, StackError
-from voicestack.blocks.streamable import ChunkwiseBlock
 
 
 class NetworkChunkConfig(BlockConfig):

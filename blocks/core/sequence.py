@@ -10,7 +10,7 @@ from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
-from voicestack.blocks.base import Block
+from voicestack.blocks.core.base import Block
 from voicestack.blocks.errors import Problem
 
 #: Sequence-level data passed between blocks, by name. Tensors are unbatched: `symbols` is

@@ -74,13 +74,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from voicestack.blocks.base import BlockConfig, BuildEnv
-from voicestack.blocks.frontend import (
+from voicestack.blocks.core.base import BlockConfig, BuildEnv
+from voicestack.blocks.core.sequence import Features
+from voicestack.blocks.text.frontend import (
     TextFrontend,
     UnknownSymbol,
     _describe_character,
 )
-from voicestack.blocks.sequence import Features
 
 logger = logging.getLogger("voicestack.piper_frontend")
 

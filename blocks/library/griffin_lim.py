@@ -11,9 +11,9 @@ from the same phase where they overlap. tests/test_griffin_lim.py states the tol
 from __future__ import annotations
 
 from pydantic import Field
-from voicestack.blocks.base import BlockConfig, BuildEnv
-from voicestack.blocks.chunk import Chunk
-from voicestack.blocks.streamable import ChunkwiseBlock
+from voicestack.blocks.core.base import BlockConfig, BuildEnv
+from voicestack.blocks.core.chunk import Chunk
+from voicestack.blocks.core.streamable import ChunkwiseBlock
 
 
 class GriffinLim(ChunkwiseBlock):
@@ -30,7 +30,7 @@ class GriffinLim(ChunkwiseBlock):
 
     def __init__(self, config: Config, env: BuildEnv, path: str = ""):
         import torch
-        from voicestack.blocks.mel import mel_filterbank
+        from voicestack.blocks.library.mel import mel_filterbank
 
         super().__init__(config, env, path)
         audio = env.require_addon(path).audio
