@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
+from voicestack.blocks.errors import Problem
 
 if TYPE_CHECKING:
     import torch
@@ -196,6 +197,20 @@ class Block:
     def outputs(self) -> tuple[str, ...]:
         """Names of the features this block adds."""
         return ()
+
+    def missing_inputs(self, available: set[str]) -> list[Problem]:
+        """A problem naming this block's path if a feature it reads is not among `available`
+        (those the blocks before it produce)."""
+        missing = [name for name in self.inputs if name not in available]
+        if not missing:
+            return []
+        return [
+            Problem(
+                self.path,
+                f"{self.type_name} needs feature(s) {', '.join(map(repr, missing))}, which no "
+                f"earlier block produces (available: {', '.join(sorted(available)) or 'none'})",
+            )
+        ]
 
     def walk(self) -> Iterator[Block]:
         """This block and every block nested in it, depth first."""

@@ -35,14 +35,5 @@ class SequenceBlock(Block):
 
         Returns the features available after it and any problems, each naming this block's path.
         """
-        missing = [name for name in self.inputs if name not in available]
-        problems = []
-        if missing:
-            problems.append(
-                Problem(
-                    self.path,
-                    f"{self.type_name} needs feature(s) {', '.join(map(repr, missing))}, which no "
-                    f"earlier block produces (available: {', '.join(sorted(available)) or 'none'})",
-                )
-            )
+        problems = self.missing_inputs(available)
         return available | set(self.outputs), problems

@@ -55,16 +55,7 @@ class StreamableBlock(Block):
 
     def check(self, available: set[str], upstream: str | None) -> tuple[str, list[Problem]]:
         """Check this block against what comes before it; return the kind of stream it yields."""
-        problems = []
-        missing = [name for name in self.inputs if name not in available]
-        if missing:
-            problems.append(
-                Problem(
-                    self.path,
-                    f"{self.type_name} needs feature(s) {', '.join(map(repr, missing))}, which no "
-                    f"earlier block produces (available: {', '.join(sorted(available)) or 'none'})",
-                )
-            )
+        problems = self.missing_inputs(available)
         if self.consumes is None and upstream is not None:
             problems.append(
                 Problem(
