@@ -17,7 +17,7 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,42 +178,31 @@ def _timed(run: Callable[[list[Any]], list[Any]], items: list[Any]) -> tuple[lis
     return results, time.perf_counter() - started
 
 
-#: A batch pads its chunks to the longest one. A chunk longer than this many times the batch's
-#: first waits for another batch, so that a stream's small first chunk never pays for a
-#: large chunk's padding (nor waits for its compute).
-MAX_PADDING = 1.25
-
-
 def batch_together(first: tuple[Any, Any, Any], other: tuple[Any, Any, Any]) -> bool:
-    """Whether chunk call `other` may join a batch led by `first`: both run the same network on
-    inputs of close lengths (equal lengths for a network without a mask, which padding would
-    change). Blocks without a network run alone."""
-    from voicestack.blocks.library.network_chunks import NetworkChunkBlock
-
+    """Whether chunk call `other` may join a batch led by `first`: their blocks say so (the same
+    `batch_key`, and `batches_with` the leading chunk). Blocks without a key run alone."""
     (block, chunk, _), (other_block, other_chunk, _) = first, other
-    if not (isinstance(block, NetworkChunkBlock) and isinstance(other_block, NetworkChunkBlock)):
-        return False
-    if block.network is not other_block.network:
-        return False
-    a, b = chunk.frames.shape[0], other_chunk.frames.shape[0]
-    if not block.network.takes_mask:
-        return a == b
-    return max(a, b) <= MAX_PADDING * min(a, b)
+    key = block.batch_key()
+    return (
+        key is not None
+        and key == other_block.batch_key()
+        and block.batches_with(chunk, other_chunk)
+    )
 
 
 def apply_items(items: list[tuple[Any, Any, tuple[int, int]]]) -> list[Any]:
-    """(block, chunk, keep) items: network blocks that share a network run as one call; any
-    other block applies its chunk on its own."""
-    from voicestack.blocks.library.network_chunks import NetworkChunkBlock, apply_batch
-
+    """(block, chunk, keep) items: those whose blocks share a `batch_key` run as one batch
+    (`apply_batch`, the block's own); any other block applies its chunk on its own."""
     results: list[Any] = [None] * len(items)
-    by_network: dict[int, list[int]] = {}
+    together: dict[Hashable, list[int]] = {}
     for i, (block, chunk, keep) in enumerate(items):
-        if isinstance(block, NetworkChunkBlock):
-            by_network.setdefault(id(block.network), []).append(i)
-        else:
+        key = block.batch_key()
+        if key is None:
             results[i] = block.apply(chunk, keep)
-    for indices in by_network.values():
-        for i, out in zip(indices, apply_batch([items[i] for i in indices]), strict=True):
+        else:
+            together.setdefault(key, []).append(i)
+    for indices in together.values():
+        block = items[indices[0]][0]
+        for i, out in zip(indices, block.apply_batch([items[i] for i in indices]), strict=True):
             results[i] = out
     return results

@@ -111,7 +111,7 @@ class NetworkView(Protocol):
     @property
     def takes_mask(self) -> bool:
         """Whether it has a `mask` input, so that padded items of different lengths may share a
-        call (the server's batching asks this of a block's network)."""
+        call (a network block asks this before batching another stream's chunk with its own)."""
         ...
 
     def run(

@@ -8,9 +8,9 @@ blocks produced, and yields chunks. Streams are typed by what they carry (`upsam
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from voicestack.blocks.core.base import Block
 from voicestack.blocks.core.chunk import Chunk, with_context
@@ -117,6 +117,22 @@ class ChunkwiseBlock(StreamableBlock):
         """
         widened, kl, kr = self.widen(chunk, keep)
         return self.narrowed(chunk, self.process(widened), kl, kr)
+
+    def batch_key(self) -> Hashable | None:
+        """Chunk calls of blocks with equal keys may run as one call (`apply_batch`), where
+        `batches_with` allows; None (the default): each chunk runs on its own."""
+        return None
+
+    def batches_with(self, chunk: Chunk, other: Chunk) -> bool:
+        """Whether `other` (another stream's chunk, for a block of the same `batch_key`) may
+        share a call with `chunk` without costing it more than it gains."""
+        return False
+
+    @classmethod
+    def apply_batch(cls, items: list[tuple[Any, Chunk, tuple[int, int]]]) -> list[Chunk]:
+        """`block.apply(chunk, keep)` for (block, chunk, keep) items of one `batch_key`: one
+        call for all of them where the block can (a network's batch axis), else in turn."""
+        return [block.apply(chunk, keep) for block, chunk, keep in items]
 
     @staticmethod
     def widen(chunk: Chunk, keep: tuple[int, int]) -> tuple[Chunk, int, int]:

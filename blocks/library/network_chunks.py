@@ -9,13 +9,19 @@ the window is split into pieces that each carry their own context, and shorter o
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Hashable
+from typing import Any, ClassVar
 
 from pydantic import Field
 from voicestack.blocks.core.base import BlockConfig, BuildEnv
 from voicestack.blocks.core.chunk import Chunk, split_chunk
 from voicestack.blocks.core.streamable import ChunkwiseBlock
 from voicestack.blocks.errors import Problem, StackError
+
+#: Chunks of different streams are padded to the longest in their call. A chunk longer than this
+#: many times another does not share its call, so that a stream's small first chunk never pays
+#: for a large chunk's padding (nor waits for its compute).
+MAX_PADDING = 1.25
 
 
 class NetworkChunkConfig(BlockConfig):
@@ -101,6 +107,23 @@ class NetworkChunkBlock(ChunkwiseBlock):
                 is_last=chunk.is_last,
             )
         return self._core(chunk, self.network.run({self._input: chunk.frames}))
+
+    def batch_key(self) -> Hashable | None:
+        """The network (its identity): blocks of voices that ship the same network, loaded once,
+        share its calls."""
+        return id(self.network)
+
+    def batches_with(self, chunk: Chunk, other: Chunk) -> bool:
+        """Inputs of close lengths only (padding costs the shorter one), and of equal lengths
+        for a network without a mask (padding would change its output)."""
+        a, b = chunk.frames.shape[0], other.frames.shape[0]
+        if not self.network.takes_mask:
+            return a == b
+        return max(a, b) <= MAX_PADDING * min(a, b)
+
+    @classmethod
+    def apply_batch(cls, items: list[tuple[Any, Chunk, tuple[int, int]]]) -> list[Chunk]:
+        return apply_batch(items)
 
     def _core(self, chunk: Chunk, outputs: dict) -> Chunk:
         """The network's output for `chunk`'s frames, less its context: the output core."""
