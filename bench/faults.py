@@ -18,7 +18,7 @@ and another voice's as msgpack), the deployment's replica is killed once the fir
 Recovery is the time from the kill until a new one-sentence request of the voice gets its whole
 audio again. tests/test_stream_failures.py runs the fast part of this.
 
-    .venv/bin/python bench/faults.py [--rounds 3] [--json out/faults.json]
+    .venv/bin/python bench/faults.py [--rounds 3] [--only Composer,Ingress] [--json out/faults.json]
 """
 
 from __future__ import annotations
@@ -46,6 +46,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--kill-after", type=int, default=20_000)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated deployment names to kill (default: every one), e.g. Composer,Ingress",
+    )
     args = parser.parse_args()
 
     import numpy as np
@@ -84,6 +89,8 @@ def main() -> None:
             for d in sorted(status[app].deployments):
                 targets.append((app, d, "espeak-duration"))
         targets.append(("voicestack", "Ingress", "espeak-duration"))
+        if args.only:
+            targets = [t for t in targets if t[1] in args.only.split(",")]
 
         for app, deployment, voice in targets:
             other = "joe" if voice != "joe" else "espeak-duration"
