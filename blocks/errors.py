@@ -1,4 +1,6 @@
-"""Errors raised while building or checking a stack. Each names the node by its path."""
+"""The errors every layer raises and reports: problems in a config, each naming its key or
+node path (`Problem`, `ConfigError`), and a request the service will not serve, carrying the
+HTTP status it is answered with (`ServiceError`)."""
 
 from __future__ import annotations
 
@@ -67,15 +69,70 @@ class StackError(ConfigError):
     """The `stack` (or `frontend`) tree cannot be built."""
 
 
-class RequestError(ValueError):
-    """A request asks for what the voice cannot do (a speaker it lacks, a speed it cannot
-    change). Names the request field; `status` is the HTTP status the service answers with."""
+class ServiceError(Exception):
+    """A request the service will not or cannot serve: the HTTP status it is answered with, a
+    message naming the problem, OpenAI's error `code` where there is one, and headers
+    (`Retry-After`). Raised where the problem is found, in any layer. A voice's composer sends
+    it down its stream as an error message (`as_message`); the ingress raises it again from
+    that message (`from_message`) and answers it in each route's shape, so the status travels
+    from where the error is found to the client unchanged. `extra`: more keys for the JSON
+    body (the `known` voices)."""
 
-    status = 400
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+        self.headers, self.extra = headers, extra
+
+    def as_message(self) -> dict[str, Any]:
+        """The error as a stream's message: {"type": "error", "status", "message"}, and
+        `code` and `retry_after_s` (from `Retry-After`) where they are set."""
+        message: dict[str, Any] = {"type": "error", "status": self.status, "message": self.message}
+        if self.code is not None:
+            message["code"] = self.code
+        if self.headers and "Retry-After" in self.headers:
+            message["retry_after_s"] = int(self.headers["Retry-After"])
+        return message
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> ServiceError:
+        """The error a stream's error message says (the inverse of `as_message`)."""
+        retry = message.get("retry_after_s")
+        return cls(
+            message["status"],
+            message["message"],
+            code=message.get("code"),
+            headers=None if retry is None else {"Retry-After": str(retry)},
+        )
+
+    def __reduce__(self):  # survives pickling across Ray processes, keywords and all
+        return (_service_error, (self.status, self.message, self.code, self.headers, self.extra))
+
+
+def _service_error(
+    status: int,
+    message: str,
+    code: str | None,
+    headers: dict[str, str] | None,
+    extra: dict[str, Any],
+) -> ServiceError:
+    return ServiceError(status, message, code=code, headers=headers, **extra)
+
+
+class RequestError(ServiceError, ValueError):
+    """A request asks for what the voice cannot do (a speaker it lacks, a speed it cannot
+    change): a 400 that names the request field."""
 
     def __init__(self, field: str, message: str):
         self.field = field
-        super().__init__(f"{field}: {message}")
+        super().__init__(400, f"{field}: {message}")
 
     def __reduce__(self):  # survives pickling across Ray processes
-        return (type(self), (self.field, str(self).split(": ", 1)[1]))
+        return (type(self), (self.field, self.message.split(": ", 1)[1]))

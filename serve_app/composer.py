@@ -29,6 +29,7 @@ from typing import Any
 from voicestack.blocks import REGISTRY
 from voicestack.blocks.core.request import RequestOptions, VoiceRequest
 from voicestack.blocks.core.streamable import StreamableBlock
+from voicestack.blocks.errors import ServiceError
 from voicestack.blocks.text.words import AlignedWords, TextSpans
 from voicestack.runtime.plan import Plan
 from voicestack.serve_app import metrics
@@ -195,7 +196,7 @@ class Composer:
             )
         except RequestError as e:
             recorded.error(e.status)
-            yield _error(e.status, str(e))
+            yield e.as_message()
             return
         try:
             async with self.admission.slot():
@@ -211,7 +212,12 @@ class Composer:
                     yield message
         except Overloaded as e:
             recorded.shed()
-            yield {**_error(503, f"voice {self.name!r} is {e}"), "retry_after_s": e.retry_after_s}
+            yield ServiceError(
+                503,
+                f"voice {self.name!r} is {e}",
+                code="voice_at_capacity",
+                headers={"Retry-After": str(e.retry_after_s)},
+            ).as_message()
         except (asyncio.CancelledError, GeneratorExit):  # the client went away
             recorded.gone()
             raise
@@ -242,10 +248,10 @@ class Composer:
         try:
             sentences = await asyncio.to_thread(self.frontend.sentences, text)
         except ValueError as e:
-            yield _error(400, str(e))
+            yield _refused(str(e))
             return
         if not sentences:
-            yield _error(400, "nothing to say: the text has no speakable sentence")
+            yield _refused("nothing to say: the text has no speakable sentence")
             return
         first_audio_s = None
         playback = Playback()
@@ -264,13 +270,13 @@ class Composer:
             try:
                 index, features, written, frontend = await prepared
             except ValueError as e:
-                yield _error(400, str(e))
+                yield _refused(str(e))
                 return
             if features is None:
                 if playback.sent_chunks == 0:
                     # Sentences were found, but none had anything to say (emoji, a script the
                     # voice cannot read): an error before any audio, never an empty file.
-                    yield _error(400, "nothing to say: no sentence of the text is speakable")
+                    yield _refused("nothing to say: no sentence of the text is speakable")
                     return
                 break
             # The next sentence is prepared once this one's first chunk is here, not before:
@@ -549,5 +555,6 @@ def _handle(h: Any) -> Any:
     return h
 
 
-def _error(status: int, message: str) -> dict:
-    return {"type": "error", "status": status, "message": message}
+def _refused(message: str) -> dict:
+    """The stream's error message for a request it cannot speak (a 400)."""
+    return ServiceError(400, message).as_message()

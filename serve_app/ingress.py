@@ -30,7 +30,7 @@ from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 from voicestack.blocks.core.request import MAX_SPEED, MIN_SPEED, RequestOptions
-from voicestack.blocks.errors import validation_problems
+from voicestack.blocks.errors import ServiceError, validation_problems
 from voicestack.serve_app import openai_api
 from voicestack.serve_app.auth import load_api_keys, refusal
 from voicestack.serve_app.formats import FORMATS, StreamEncoder, resampler
@@ -143,30 +143,14 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": message, **extra})
 
 
-class Refusal(Exception):
-    """A request answered with an error before any audio: each route says it in its API's
-    shape. `extra`: more keys of voicestack's shape (`known` voices); `code`: OpenAI's."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code = status, message, code
-        self.headers, self.extra = headers, extra
-
-    def response(self) -> JSONResponse:
-        """In voicestack's own shape, `{"error": "..."}`."""
-        return JSONResponse(
-            status_code=self.status,
-            content={"error": self.message, **self.extra},
-            headers=self.headers,
-        )
+def refusal_response(error: ServiceError) -> JSONResponse:
+    """A request refused before any audio, in voicestack's own shape: `{"error": "..."}` and
+    the error's extra keys (`known` voices), with its status and headers."""
+    return JSONResponse(
+        status_code=error.status,
+        content={"error": error.message, **error.extra},
+        headers=error.headers,
+    )
 
 
 class StreamAborted(RuntimeError):
@@ -310,25 +294,25 @@ class Ingress:
         return openai_api.alias_targets(self._openai.aliases, voices, self._starting)
 
     async def _find(self, voice: str) -> tuple[Any, dict[str, Any]]:
-        """The voice's handle and description; raises Refusal when it is starting (503 with
+        """The voice's handle and description; raises ServiceError when it is starting (503 with
         Retry-After), failed to deploy (503) or unknown (404)."""
         handle = await self._voice(voice)
         if handle is None and voice in self._starting:
-            raise Refusal(
+            raise ServiceError(
                 503,
                 f"voice {voice!r} is starting; try again shortly",
                 code="voice_starting",
                 headers={"Retry-After": "2"},
             )
         if handle is None and voice in self._failed:
-            raise Refusal(
+            raise ServiceError(
                 503,
                 f"voice {voice!r} failed to deploy: {self._failed[voice]}",
                 code="voice_failed",
             )
         if handle is None:
             known = sorted(await self.voices())
-            raise Refusal(
+            raise ServiceError(
                 404,
                 f"unknown voice {voice!r} (known: {', '.join(known) or 'none'})",
                 code="voice_not_found",
@@ -352,40 +336,33 @@ class Ingress:
                 try:
                     return stream, await stream.__anext__()
                 except StopAsyncIteration:
-                    raise Refusal(500, "the voice ended the stream without audio") from None
+                    raise ServiceError(500, "the voice ended the stream without audio") from None
         raise AssertionError("unreachable: the last try's error is raised")
 
     async def _start(
         self, handle: Any, text: str, options: RequestOptions, with_mel: bool = False
     ) -> tuple[Any, dict]:
-        """The voice's stream and its first message, audio; raises Refusal when the voice
+        """The voice's stream and its first message, audio; raises ServiceError when the voice
         refuses the request (a 4xx naming the problem) or is at capacity (503, Retry-After)."""
         try:
             stream, first = await self._first_message(handle, text, options, with_mel)
-        except Refusal:
+        except ServiceError:
             raise
         except Exception as e:
             logger.exception("voice stream failed before its audio")
             if lost_work(e):
-                raise Refusal(
+                raise ServiceError(
                     503,
                     "the voice's replicas kept failing; try again shortly",
                     code="voice_unavailable",
                     headers={"Retry-After": "2"},
                 ) from e
-            raise Refusal(
+            raise ServiceError(
                 500, f"synthesis failed: {type(e).__name__}", code="synthesis_failed"
             ) from e
-        if first["type"] == "error":
+        if first["type"] == "error":  # refused (a 4xx naming the problem), or at capacity
             stream.cancel()
-            if "retry_after_s" in first:  # the voice is at capacity: shed, never hang
-                raise Refusal(
-                    first["status"],
-                    first["message"],
-                    code="voice_at_capacity",
-                    headers={"Retry-After": str(first["retry_after_s"])},
-                )
-            raise Refusal(first["status"], first["message"])
+            raise ServiceError.from_message(first)
         return stream, first
 
     @staticmethod
@@ -429,8 +406,8 @@ class Ingress:
                 request.format, request.sample_rate or native, with_mel=request.with_mel
             )
             stream, first = await self._start(handle, request.text, options, request.with_mel)
-        except Refusal as refused:
-            return refused.response()
+        except ServiceError as refused:
+            return refusal_response(refused)
         return self._respond(stream, first, encoder, native)
 
     # --- OpenAI's speech API (serve_app/openai_api.py) ------------------------------------
@@ -452,7 +429,7 @@ class Ingress:
                 )
             except openai_api.VoiceError as e:
                 why = str(e)
-        raise Refusal(400, why, code="voice_not_found")
+        raise ServiceError(400, why, code="voice_not_found")
 
     @api.post("/v1/audio/speech")
     async def speech(self, request: SpeechRequest):
@@ -491,9 +468,9 @@ class Ingress:
             try:
                 encoder: Any = StreamEncoder(request.response_format, rate)
             except ValueError as e:
-                raise Refusal(400, f"sample_rate: {e}") from None
+                raise ServiceError(400, f"sample_rate: {e}") from None
             stream, first = await self._start(handle, request.input, options)
-        except Refusal as refused:
+        except ServiceError as refused:
             if refused.status == 404:  # an alias naming a voice that is not deployed
                 refused.status, refused.code = 400, "voice_not_found"
             param = openai_api.param_of(refused.message)

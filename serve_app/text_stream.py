@@ -30,7 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from voicestack.blocks.core.request import MAX_SPEED, MIN_SPEED, RequestOptions, new_seed
-from voicestack.blocks.errors import validation_problems
+from voicestack.blocks.errors import ServiceError, validation_problems
 from voicestack.serve_app.formats import FORMATS, StreamEncoder, resampler
 from voicestack.serve_app.retry import attempts
 
@@ -66,31 +66,20 @@ class Piece(BaseModel):
     flush: bool = False
 
 
-class Refused(Exception):
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
-
-
 async def serve(socket: Any, find: Any) -> None:
-    """One connection. `find(voice)`: (composer handle, description), or raises an error
-    with `status` and `message` (the ingress's Refusal) for a voice it cannot serve."""
+    """One connection. `find(voice)`: (composer handle, description), or raises a
+    ServiceError for a voice it cannot serve."""
     await socket.accept()
     speaking: asyncio.Task | None = None
     try:
         config = _config(await socket.receive_json())
-        try:
-            handle, info = await find(config.voice)
-        except Exception as e:
-            if not hasattr(e, "status"):
-                raise
-            raise Refused(getattr(e, "message", str(e)), e.status) from None
+        handle, info = await find(config.voice)
         session = _Session(socket, handle, info, config)
         speaking = asyncio.create_task(session.speak())
         await session.read(speaking)
         await speaking
-    except Refused as e:
-        message = {"type": "error", "message": str(e), "status": e.status}
+    except ServiceError as e:
+        message = {"type": "error", "message": e.message, "status": e.status}
         await _close(socket, message, POLICY if e.status < 500 else FAILED)
     except _Disconnected:
         pass
@@ -109,10 +98,10 @@ def _config(message: Any) -> StreamConfig:
     try:
         config = StreamConfig.model_validate(message)
     except ValidationError as e:
-        raise Refused(_problem(e)) from None
+        raise ServiceError(400, _problem(e)) from None
     if config.format not in FORMATS or config.format == "msgpack":
         formats = ", ".join(f for f in FORMATS if f != "msgpack")
-        raise Refused(f"format: {config.format!r} is not one of {formats}")
+        raise ServiceError(400, f"format: {config.format!r} is not one of {formats}")
     return config
 
 
@@ -152,15 +141,15 @@ class _Session:
             except WebSocketDisconnect:
                 raise _Disconnected from None
             except ValueError:
-                raise Refused("each message must be a JSON object") from None
+                raise ServiceError(400, "each message must be a JSON object") from None
             try:
                 piece = Piece.model_validate(message)
             except ValidationError as e:
-                raise Refused(_problem(e)) from None
+                raise ServiceError(400, _problem(e)) from None
             pending += piece.text
             if len(pending) > MAX_PENDING_CHARS:
-                raise Refused(
-                    f"text: more than {MAX_PENDING_CHARS} characters without a sentence end"
+                raise ServiceError(
+                    400, f"text: more than {MAX_PENDING_CHARS} characters without a sentence end"
                 )
             if piece.flush:
                 if pending.strip():
@@ -235,7 +224,7 @@ class _Session:
                     ):  # as the whole text would: a run with nothing to say is skipped
                         sentence += 1
                         continue
-                    raise Refused(message["message"], message["status"])
+                    raise ServiceError.from_message(message)
         finally:
             stream.cancel()
         return sentence

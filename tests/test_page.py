@@ -22,10 +22,11 @@ from pathlib import Path
 import msgpack
 import pytest
 from voicestack.addons.search_path import find_voice
+from voicestack.blocks.errors import ServiceError
 from voicestack.serve_app.admission import Admission, Overloaded
 from voicestack.serve_app.auth import refusal
 from voicestack.serve_app.formats import decode_msgpack_stream
-from voicestack.serve_app.ingress import Refusal
+from voicestack.serve_app.ingress import refusal_response
 
 from .ray_service import running_service
 
@@ -199,15 +200,15 @@ def test_a_refused_request_shows_the_apis_message(page, voice, text, message):
 
 def test_a_voice_at_capacity_shows_its_503_message(page):
     """The 503 is a fake, routed in the browser (as the multi-speaker test below routes its
-    refusal): the body and Retry-After the ingress sends (`Refusal.response`) for the message
+    refusal): the body and Retry-After the ingress sends (`refusal_response`) for the message
     a full voice gives (a composer's `Admission` with its one slot taken). Filling a real voice
     here would take a second stream held open on two shared cores; real shedding, end to end,
     is tests/test_serve.py's and tests/test_openai_api.py's."""
     with ThreadPoolExecutor(1) as thread:  # Playwright's sync API holds this thread's loop
         message = thread.submit(asyncio.run, _at_capacity("joe")).result()
     assert message == "voice 'joe' is at capacity: 1 streams playing and 0 waiting"
-    refused = Refusal(503, message, code="voice_at_capacity", headers={"Retry-After": "2"})
-    shed = refused.response()
+    refused = ServiceError(503, message, code="voice_at_capacity", headers={"Retry-After": "2"})
+    shed = refusal_response(refused)
     asked: list[str] = []
 
     def synthesize(route):

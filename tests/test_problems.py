@@ -73,3 +73,39 @@ def test_openais_route_words_it_the_same_and_names_the_param():
     body = json.loads(validation_error(errors).body)["error"]
     assert body["message"] == "name: missing required key; colour: unknown key"
     assert (body["param"], body["code"]) == ("name", "missing_required_parameter")
+
+
+def test_a_refusal_keeps_its_status_code_and_retry_after_from_composer_to_ingress():
+    """A ServiceError goes down a voice's stream as a message and comes out of it, in another
+    process, the same error: status, message, OpenAI's code, Retry-After."""
+    import pickle
+
+    from voicestack.blocks.errors import RequestError, ServiceError
+
+    at_capacity = ServiceError(
+        503, "voice 'joe' is at capacity", code="voice_at_capacity", headers={"Retry-After": "3"}
+    )
+    message = at_capacity.as_message()
+    assert message == {
+        "type": "error",
+        "status": 503,
+        "message": "voice 'joe' is at capacity",
+        "code": "voice_at_capacity",
+        "retry_after_s": 3,
+    }
+    again = ServiceError.from_message(pickle.loads(pickle.dumps(message)))
+    assert (again.status, again.message, again.code, again.headers) == (
+        503,
+        "voice 'joe' is at capacity",
+        "voice_at_capacity",
+        {"Retry-After": "3"},
+    )
+    unknown = pickle.loads(pickle.dumps(ServiceError(404, "unknown voice", known=["joe"])))
+    assert (unknown.status, unknown.extra) == (404, {"known": ["joe"]})
+    # A block's request error is one: a 400 naming the field, across processes too.
+    speaker = pickle.loads(pickle.dumps(RequestError("speaker", "the voice has no speaker 'x'")))
+    assert isinstance(speaker, ServiceError) and speaker.as_message() == {
+        "type": "error",
+        "status": 400,
+        "message": "speaker: the voice has no speaker 'x'",
+    }
