@@ -41,11 +41,11 @@ def start_once(voices: list[str]) -> dict:
     from ray import serve
     from voicestack.serve_app.serve_config import serve_config
 
-    from tests.ray_service import apply_config, free_port, start_serve
+    from tests.ray_service import apply_config, free_port, init_local_ray, start_serve
 
     out: dict = {}
     t0 = time.perf_counter()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    init_local_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)
     out["ray_init_s"] = round(time.perf_counter() - t0, 1)
     try:
         port = free_port()

@@ -10,6 +10,7 @@ config is applied as `serve deploy` applies it.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from typing import Any
 
@@ -22,6 +23,26 @@ from typing import Any
 #: is waited for; one that fails still fails the fixture, loudly.
 PROXY_READY_CHECK_TIMEOUT_S = 120
 SERVE_CONTROLLER_ENV = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": str(PROXY_READY_CHECK_TIMEOUT_S)}
+
+
+#: Ray starts its worker processes, every Serve replica among them, at niceness 15 (its
+#: `worker_niceness`), so that they yield to Ray's own daemons. Here the replicas are the
+#: service: at 15, any ordinary process on the machine (a build, a browser, a test run) takes
+#: the CPU from the streams, which then fall behind real time, and a replica beside two
+#: CPU-bound processes takes minutes to start (docs/reliability.md, "the suite under load").
+#: An embedded Ray starts its workers at the niceness of everything else instead. Set
+#: RAY_worker_niceness yourself to choose otherwise.
+WORKER_NICENESS_ENV = {"RAY_worker_niceness": "0"}
+
+
+def init_local_ray(**options: Any) -> None:
+    """`ray.init` of a new local Ray for the service (`options` as ray.init's), its workers at
+    ordinary priority (WORKER_NICENESS_ENV) unless the environment says otherwise."""
+    import ray
+
+    for key, value in WORKER_NICENESS_ENV.items():
+        os.environ.setdefault(key, value)  # read by the raylet ray.init starts
+    ray.init(address="local", **options)
 
 
 def start_serve(
@@ -91,7 +112,7 @@ def serve_forever(config: dict[str, Any], metrics_port: int | None) -> None:
     from ray import serve
 
     exported = {} if metrics_port is None else {"_metrics_export_port": metrics_port}
-    ray.init(address="local", include_dashboard=False, **exported)
+    init_local_ray(include_dashboard=False, **exported)
     try:
         http = config.get("http_options", {})
         host, port = http.get("host", "127.0.0.1"), int(http.get("port", 8000))

@@ -70,6 +70,8 @@ class _LeafServer:
         return {
             "node_id": ctx.get_node_id(),
             "pid": os.getpid(),
+            # Ray's workers start at its worker_niceness (launch.py WORKER_NICENESS_ENV).
+            "niceness": os.getpriority(os.PRIO_PROCESS, 0),
             "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
             "voices": sorted(self.blocks),
             # Distinct networks in memory: voices that ship the same network share one copy.

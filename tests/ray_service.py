@@ -17,6 +17,7 @@ from voicestack.serve_app.launch import (  # noqa: F401  (the tests' names for t
     DEPLOY_TIMEOUT_S,
     PROXY_READY_CHECK_TIMEOUT_S,
     apply_config,
+    init_local_ray,
     start_serve,
 )
 
@@ -47,13 +48,7 @@ def running_service(
 
     exported = {} if metrics_port is None else {"_metrics_export_port": metrics_port}
     with _environment(env or {}):
-        ray.init(
-            address="local",
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-            **exported,
-        )
+        init_local_ray(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, **exported)
         try:
             port = free_port()
             start_serve(port)

@@ -7,6 +7,8 @@ CUDA, so the decoder's torch device stays "cpu" there. Ray's scheduling is the r
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from voicestack.blocks.errors import ConfigError
 from voicestack.serve_app.serve_config import serve_config
@@ -35,7 +37,9 @@ def cluster(voices_dir):
     import ray
     from ray import serve
     from ray.cluster_utils import Cluster
+    from voicestack.serve_app.launch import WORKER_NICENESS_ENV
 
+    os.environ.update(WORKER_NICENESS_ENV)  # each node's raylet reads it, as a service's would
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     inferentia = c.add_node(num_cpus=2, resources={"inferentia": 2})
     gpu = c.add_node(num_cpus=2, num_gpus=1)
@@ -62,6 +66,8 @@ def test_each_block_runs_on_the_node_its_placement_asks_for(cluster):
     assert where["Encoders"]["node_id"] == cluster["inferentia"]
     assert where["Decoder"]["node_id"] == cluster["gpu"]
     assert where["Decoder"]["gpu_ids"]  # Ray gave the replica the node's GPU
+    # Replicas are the service, not background work: they run at ordinary priority.
+    assert {w["niceness"] for w in where.values()} == {0}
 
 
 def test_a_static_shape_placement_runs_the_encoders_only_at_exported_sizes(cluster):
