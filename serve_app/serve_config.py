@@ -108,6 +108,11 @@ def rayservice(config: dict[str, Any], name: str = "voicestack") -> dict[str, An
     image = "voicestack:latest"
     start = {"dashboard-host": "0.0.0.0"}
 
+    from voicestack.serve_app.launch import WORKER_NICENESS_ENV
+
+    # The replicas at ordinary priority, as an embedded Ray starts them (launch.py).
+    env = [{"name": k, "value": v} for k, v in WORKER_NICENESS_ENV.items()]
+
     def group(
         group_name: str, replicas: int, cpu: str, memory: str, resources: dict | None, gpus: int = 0
     ) -> dict[str, Any]:
@@ -134,6 +139,7 @@ def rayservice(config: dict[str, Any], name: str = "voicestack") -> dict[str, An
                         {
                             "name": "ray-worker",
                             "image": image,
+                            "env": env,
                             "resources": {"limits": limits, "requests": limits},
                         }
                     ]
@@ -157,6 +163,7 @@ def rayservice(config: dict[str, Any], name: str = "voicestack") -> dict[str, An
                                 {
                                     "name": "ray-head",
                                     "image": image,
+                                    "env": env,
                                     "ports": [{"containerPort": 8000, "name": "serve"}],
                                     "resources": {"limits": {"cpu": "2", "memory": "8Gi"}},
                                 }

@@ -84,6 +84,10 @@ def test_the_rayservice_embeds_the_cluster_config_and_declares_the_node_resource
     assert "inferentia" in groups["inferentia"]["rayStartParams"]["resources"]
     assert groups["gpu"]["rayStartParams"]["num-gpus"] == "1"
     assert os.sep not in str(embedded["applications"][1]["args"]["addon"])  # a name, not a path
+    # Every node starts Ray's workers, the service's replicas, at ordinary priority.
+    head = service["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]
+    for spec in [head, *(g["template"]["spec"] for g in groups.values())]:
+        assert {"name": "RAY_worker_niceness", "value": "0"} in spec["containers"][0]["env"]
 
 
 @pytest.mark.parametrize("config", ["local.yaml", "cluster.yaml"])
