@@ -11,7 +11,6 @@ docs/reliability.md ("How close two requests for the same text must be").
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 from pathlib import Path
 
@@ -31,43 +30,22 @@ def main() -> None:
     args = parser.parse_args()
 
     import numpy as np
-    import torch
     from voicestack.addons.loader import load_addon
     from voicestack.addons.search_path import find_voice
-    from voicestack.blocks.core.chunk import Chunk
-    from voicestack.blocks.library.network_chunks import apply_batch
     from voicestack.runtime.local import synthesize
     from voicestack.runtime.pcm import pcm16
     from voicestack.runtime.voice import build_voice
 
-    from tests.same_audio import snr_db
+    from tests.same_audio import batch_beside_other_streams, snr_db
 
     voice = build_voice(load_addon(find_voice(args.voice).path))
     decoder = voice.plan.segments[0].steps[0].block
-    alone_apply = decoder.apply
-    rng = random.Random(0)
-
-    def beside_others(chunk, keep):
-        need = decoder.context[0] + keep[0]
-        width = chunk.frames.shape[1]
-        items = [
-            (
-                decoder,
-                Chunk(torch.randn(rng.randint(3, 60) + 2 * need, width), need, need, need),
-                keep,
-            )
-            for _ in range(rng.randint(1, 7))
-        ]
-        at = rng.randint(0, len(items))
-        items.insert(at, (decoder, chunk, keep))
-        return apply_batch(items)[at]
-
     print("| text | round | max difference (LSB) | SNR (dB) |")
     print("|---|---|---|---|")
     for text in TEXTS:
-        decoder.apply = alone_apply
+        decoder.__dict__.pop("apply", None)  # each chunk alone, as the class does it
         alone = np.frombuffer(pcm16(synthesize(voice, text, seed=1)), "<i2")
-        decoder.apply = beside_others
+        batch_beside_other_streams(decoder)
         for r in range(args.rounds):
             batched = np.frombuffer(pcm16(synthesize(voice, text, seed=1)), "<i2")
             assert batched.shape == alone.shape

@@ -3,6 +3,9 @@ may change, and no more. Shared by the service tests and bench/faults.py."""
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import numpy as np
 
 #: Two requests for the same text need not get bit-identical audio: the Decoder and Vocoder
@@ -40,3 +43,33 @@ def same_audio(got: np.ndarray, reference: np.ndarray, iterative_vocoder: bool =
     if iterative_vocoder:
         return snr_db(got, reference) >= ITERATIVE_SAME_TEXT_SNR_DB
     return int(np.abs(got.astype(int) - reference.astype(int)).max()) <= SAME_TEXT_LSB
+
+
+def batch_beside_other_streams(block: Any, seed: int = 0) -> list[int]:
+    """Make `block` (a network chunk block, such as a Decoder) run each of its chunks in one
+    call with 1 to 7 random other chunks, at a random place among them, as a replica batches
+    the streams in flight. Returns the list to which each call's batch size is appended."""
+    import torch
+    from voicestack.blocks.core.chunk import Chunk
+    from voicestack.blocks.library.network_chunks import apply_batch
+
+    rng, sizes = random.Random(seed), []
+
+    def beside_others(chunk: Chunk, keep: tuple[int, int]) -> Chunk:
+        need = block.context[0] + keep[0]
+        width = chunk.frames.shape[1]
+        items = [
+            (
+                block,
+                Chunk(torch.randn(rng.randint(3, 60) + 2 * need, width), need, need, need),
+                keep,
+            )
+            for _ in range(rng.randint(1, 7))
+        ]
+        at = rng.randint(0, len(items))
+        items.insert(at, (block, chunk, keep))
+        sizes.append(len(items))
+        return apply_batch(items)[at]
+
+    block.apply = beside_others
+    return sizes

@@ -167,37 +167,21 @@ def test_griffin_lim_voice_batched_beside_other_streams_stays_within_the_stated_
     """espeak-duration's decoder chunks, each run in one call with other streams' chunks as the
     service batches them, give audio within ITERATIVE_SAME_TEXT_SNR_DB of the stream made alone
     (tests/same_audio.py), whatever the batch beside them."""
-    import random
-
-    from voicestack.blocks.library.network_chunks import NetworkChunkBlock, apply_batch
     from voicestack.runtime.pcm import pcm16
 
-    from tests.same_audio import ITERATIVE_SAME_TEXT_SNR_DB, same_audio, snr_db
+    from tests.same_audio import (
+        ITERATIVE_SAME_TEXT_SNR_DB,
+        batch_beside_other_streams,
+        same_audio,
+        snr_db,
+    )
 
     voice = build_voice(load_addon(BUNDLED / "espeak-duration"))
     text = "Hello there. How are you?"
     alone = np.frombuffer(pcm16(synthesize(voice, text, seed=1)), "<i2")
-    rng, batches = random.Random(0), []
-
-    def beside_others(block: NetworkChunkBlock, chunk: Chunk, keep: tuple[int, int]) -> Chunk:
-        need = block.context[0] + keep[0]
-        width = chunk.frames.shape[1]
-        items = [
-            (
-                block,
-                Chunk(torch.randn(rng.randint(3, 60) + 2 * need, width), need, need, need),
-                keep,
-            )
-            for _ in range(rng.randint(1, 7))
-        ]
-        at = rng.randint(0, len(items))
-        items.insert(at, (block, chunk, keep))
-        batches.append(len(items))
-        return apply_batch(items)[at]
-
     decoder = voice.plan.segments[0].steps[0].block
     assert type(decoder).__name__ == "Decoder"
-    decoder.apply = beside_others.__get__(decoder)  # type: ignore[method-assign]
+    batches = batch_beside_other_streams(decoder)
     batched = np.frombuffer(pcm16(synthesize(voice, text, seed=1)), "<i2")
     assert batched.shape == alone.shape
     assert batches, "the decoder's chunks went through the batched call"
