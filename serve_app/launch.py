@@ -35,13 +35,19 @@ SERVE_CONTROLLER_ENV = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": str(PROXY_READY
 WORKER_NICENESS_ENV = {"RAY_worker_niceness": "0"}
 
 
+def ordinary_worker_priority() -> None:
+    """Have the raylets this process starts next (ray.init, a test's Cluster) start their
+    workers at ordinary priority (WORKER_NICENESS_ENV), unless the environment says otherwise."""
+    for key, value in WORKER_NICENESS_ENV.items():
+        os.environ.setdefault(key, value)
+
+
 def init_local_ray(**options: Any) -> None:
     """`ray.init` of a new local Ray for the service (`options` as ray.init's), its workers at
-    ordinary priority (WORKER_NICENESS_ENV) unless the environment says otherwise."""
+    ordinary priority."""
     import ray
 
-    for key, value in WORKER_NICENESS_ENV.items():
-        os.environ.setdefault(key, value)  # read by the raylet ray.init starts
+    ordinary_worker_priority()
     ray.init(address="local", **options)
 
 

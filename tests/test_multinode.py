@@ -7,8 +7,6 @@ CUDA, so the decoder's torch device stays "cpu" there. Ray's scheduling is the r
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from voicestack.blocks.errors import ConfigError
 from voicestack.serve_app.serve_config import serve_config
@@ -37,9 +35,9 @@ def cluster(voices_dir):
     import ray
     from ray import serve
     from ray.cluster_utils import Cluster
-    from voicestack.serve_app.launch import WORKER_NICENESS_ENV
+    from voicestack.serve_app.launch import ordinary_worker_priority
 
-    os.environ.update(WORKER_NICENESS_ENV)  # each node's raylet reads it, as a service's would
+    ordinary_worker_priority()  # each node's raylet reads it, as a service's would
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     inferentia = c.add_node(num_cpus=2, resources={"inferentia": 2})
     gpu = c.add_node(num_cpus=2, num_gpus=1)
