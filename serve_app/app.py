@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voicestack.blocks.errors import ConfigError, Problem
-from voicestack.serve_app.deployments import COMPOSER, composer_options, leaf_deployments
+from voicestack.serve_app.deployments import (
+    COMPOSER,
+    HEALTH_CHECK_PERIOD_S,
+    composer_options,
+    leaf_deployments,
+)
 
 if TYPE_CHECKING:
     from voicestack.runtime.voice import Voice
@@ -148,5 +153,9 @@ def ingress_app(args: dict[str, Any] | None = None):
     from voicestack.serve_app.ingress import Ingress
 
     return serve.deployment(
-        Ingress, name="Ingress", ray_actor_options=dict(LIGHT), max_ongoing_requests=512
+        Ingress,
+        name="Ingress",
+        ray_actor_options=dict(LIGHT),
+        max_ongoing_requests=512,
+        health_check_period_s=HEALTH_CHECK_PERIOD_S,
     ).bind()

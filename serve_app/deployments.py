@@ -29,6 +29,10 @@ Kind = Literal["sequence", "source", "chunk"]
 #: in docs/benchmarks.md, "where a second of audio's CPU goes"). How many streams a voice takes
 #: is decided once, at its composer (`streams` in the placement: admission).
 MAX_ONGOING = {"sequence": 1024, "source": 1024, "chunk": 1024}
+#: How often Serve's controller asks each replica whether it lives. A killed replica is noticed
+#: (and another started) only at its next check, so this bounds how long a voice whose composer
+#: died refuses new requests. Serve's default is 10 s; a check is one small actor call.
+HEALTH_CHECK_PERIOD_S = 2.0
 #: Composer requests beyond its streams: describe and the like, which must not wait for a slot.
 COMPOSER_SPARE = 16
 
@@ -92,6 +96,7 @@ def deployment_options(
         "ray_actor_options": actor_options(placement, where),
         # A rolling update lets a replica finish what it is streaming before it stops.
         "graceful_shutdown_timeout_s": 120,
+        "health_check_period_s": HEALTH_CHECK_PERIOD_S,
         # Serve logs every call by default: a line per chunk per block, which costs CPU and
         # buries real errors (those are still logged). The ingress keeps its per-request log.
         "logging_config": {"enable_access_log": False},

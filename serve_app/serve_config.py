@@ -96,6 +96,7 @@ def _yaml_options(options: dict[str, Any]) -> dict[str, Any]:
         "autoscaling_config",
         "max_ongoing_requests",
         "graceful_shutdown_timeout_s",
+        "health_check_period_s",
         "logging_config",
         "ray_actor_options",
     ]

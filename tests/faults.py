@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,10 +110,12 @@ def stream(
     killing: tuple[str, str] | None = None,
     killed: list[int] | None = None,
     started: threading.Event | None = None,
+    on_kill: Callable[[], None] | None = None,
 ) -> Seen:
     """Send one request and read its whole body; once `kill_after` bytes have arrived, kill a
-    replica of `killing` = (application, deployment), recording its pid in `killed`. `started`
-    is set once the first bytes of the body (the voice's first audio) have arrived."""
+    replica of `killing` = (application, deployment), recording its pid in `killed` and calling
+    `on_kill` right after. `started` is set once the first bytes of the body (the voice's first
+    audio) have arrived."""
     fmt = body.get("stream_format") if route == "/v1/audio/speech" else body.get("format")
     fmt = fmt or "wav"
     received = bytearray()
@@ -131,6 +134,8 @@ def stream(
                     pid = kill(*killing)
                     if killed is not None:
                         killed.append(pid)
+                    if on_kill is not None:
+                        on_kill()
                     killing = None
         except httpx.HTTPError as e:  # the connection dropped before the body's end
             seen.error = f"{type(e).__name__}: {e}"

@@ -99,3 +99,22 @@ def test_no_deployment_writes_an_access_log_line_per_call(config):
     assert deployments
     for d in deployments:
         assert d.get("logging_config", {}).get("enable_access_log") is False, d["name"]
+
+
+@pytest.mark.parametrize("config", ["local.yaml", "cluster.yaml"])
+def test_every_deployment_is_checked_often_enough_to_replace_a_dead_replica_quickly(config):
+    """Serve notices a killed replica only at its next health check (every 10 s by default),
+    and a voice whose composer died refuses requests until then. Every deployment of the
+    committed configs is checked every HEALTH_CHECK_PERIOD_S; the ingress's own builder sets it
+    (bench/faults.py measures the recovery)."""
+    from voicestack.serve_app.app import ingress_app
+    from voicestack.serve_app.deployments import HEALTH_CHECK_PERIOD_S
+
+    assert HEALTH_CHECK_PERIOD_S <= 2
+    apps = yaml.safe_load((ROOT / "deploy" / config).read_text())["applications"]
+    deployments = [d for app in apps for d in app.get("deployments", [])]
+    assert deployments
+    for d in deployments:
+        assert d.get("health_check_period_s") == HEALTH_CHECK_PERIOD_S, d["name"]
+    ingress = ingress_app()._bound_deployment  # the Application's one deployment
+    assert ingress._deployment_config.health_check_period_s == HEALTH_CHECK_PERIOD_S
