@@ -3,7 +3,7 @@ ASGI server and an in-process streaming one, same voice, same machine, same clie
 
     .venv/bin/python bench/serve_bench.py [--quick] [--levels 1,4,16,64] [--requests N]
         [--texts sentence,400,2000,long-first-sentence]
-        [--servers naive,streaming,voicestack,voicestack-unbatched,piper-stream,piper-http]
+        [--servers naive,streaming,voicestack,voicestack-unbatched,voicestack-unfused,piper-stream,piper-http]
         [--voice espeak-duration] [--piper-model FILE.onnx] [--seed 0] [--out docs/]
 
 Open loop (bench/serve_bench/README.md): Poisson arrivals at each rate, texts of a length mix,

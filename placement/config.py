@@ -81,6 +81,12 @@ class BlockPlacement(BaseModel):
     )
     #: Only read for the `Composer` entry.
     streams: Streams = Field(default_factory=Streams)
+    fuse: bool = Field(
+        default=False,
+        description="run this block in its voice's composer process, with no hop to it, "
+        "where it is placed like the composer (same device, resources and replicas) and in no "
+        "group; otherwise it keeps a deployment of its own",
+    )
     group: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_-]+$",

@@ -57,12 +57,6 @@ def load_voice(addon: str, placement: Any = None) -> Voice:
     return build_voice(load_addon(resolve_addon(addon)), placement)
 
 
-def _server(kind: str):
-    from voicestack.serve_app.leaf import ChunkServer, SequenceServer, SourceServer
-
-    return {"sequence": SequenceServer, "source": SourceServer, "chunk": ChunkServer}[kind]
-
-
 def check_resources(voice_name: str, requirements: list[tuple[str, dict]]) -> None:
     """Fail now, naming the block, the voice and the resource, if no node of the running
     cluster could ever host one of these deployments' replicas."""
@@ -87,6 +81,7 @@ def voice_app(args: dict[str, Any]):
     """
     from ray import serve
     from voicestack.serve_app.composer import Composer
+    from voicestack.serve_app.leaf import server_for
 
     args = dict(args or {})
     unknown = set(args) - {"addon", "placement", "check_resources"}
@@ -103,12 +98,14 @@ def voice_app(args: dict[str, Any]):
     bound: dict[str, Any] = {}
     requirements = []
     for d in leaf_deployments(plan):
+        if d.fused:  # the composer runs it in its own process
+            continue
         requirements.append((d.leaf.type, d.options["ray_actor_options"]))
         if d.app is not None:  # the group's application deploys it
             bound[d.key] = (d.app, d.options["name"])
         else:
             leaves = [(data, d.leaf.path)]
-            bound[d.key] = serve.deployment(_server(d.kind), **d.options).bind(leaves)
+            bound[d.key] = serve.deployment(server_for(d.kind), **d.options).bind(leaves)
     composer = composer_options(plan)
     requirements.append((COMPOSER, composer["ray_actor_options"]))
     if args.get("check_resources", True):
@@ -123,6 +120,7 @@ def group_app(args: dict[str, Any]):
     args: `group`, `block` (the block type), `voices`: a list of {addon, placement}.
     """
     from ray import serve
+    from voicestack.serve_app.leaf import server_for
 
     group, block_type = args["group"], args["block"]
     leaves: list[tuple[dict[str, Any], str]] = []
@@ -144,7 +142,7 @@ def group_app(args: dict[str, Any]):
     assert kind is not None and options is not None  # set with the first leaf
     if args.get("check_resources", True):
         check_resources(f"group {group}", requirements)
-    return serve.deployment(_server(kind), **options).bind(leaves)
+    return serve.deployment(server_for(kind), **options).bind(leaves)
 
 
 def ingress_app(args: dict[str, Any] | None = None):

@@ -91,12 +91,15 @@ class Composer:
     def _build(self, plan: Plan, handles: dict[str, Any]) -> None:
         """`plan`: the voice's (runtime/plan.py); `handles`: a DeploymentHandle per leaf
         deployment's key (serve_app/deployments.py; a grouped leaf's: ("app", "deployment")
-        to look up)."""
+        to look up). Fused leaves have none: they are built and run here."""
         from voicestack.blocks.text.frontend import TextFrontend
         from voicestack.serve_app.deployments import leaf_deployments
+        from voicestack.serve_app.leaf import server_for
+        from voicestack.serve_app.leaf_calls import Deployed, Fused
 
         self.plan = plan
         self.name = plan.name
+        data = plan.to_dict()
         env = plan.env()
         frontend = REGISTRY.build(plan.frontend, "frontend", env)
         if not isinstance(frontend, TextFrontend):
@@ -111,8 +114,14 @@ class Composer:
             changed=metrics.streams(self.name),
         )
         self.warming = False  # the warm-up's request is no client's: not in the metrics
-        self.handles = {k: _handle(h) for k, h in handles.items()}
-        by_path = {d.leaf.path: self.handles[d.key] for d in leaf_deployments(plan)}
+        #: How each leaf is called, by its deployment's key: through its handle, or here.
+        self.leaves: dict[str, Deployed | Fused] = {}
+        for d in leaf_deployments(plan):
+            if d.fused:
+                self.leaves[d.key] = Fused(server_for(d.kind)([(data, d.leaf.path)]))
+            else:
+                self.leaves[d.key] = Deployed(_handle(handles[d.key]))
+        by_path = {d.leaf.path: self.leaves[d.key] for d in leaf_deployments(plan)}
         first, *rest = plan.segments
         self.first = first
         #: The sequence leaves' deployments, in order; the source's; the first segment's steps'.
@@ -172,11 +181,9 @@ class Composer:
         }
 
     async def where(self) -> dict[str, Any]:
-        """Where each of this voice's deployments runs: {key: one replica's info} (tests)."""
-        out = {}
-        for key, handle in self.handles.items():
-            out[key] = await handle.where.remote()
-        return out
+        """Where each of this voice's leaves runs: {key: one replica's info, `fused` where it
+        runs in this composer's process} (tests)."""
+        return {key: await leaf.where() for key, leaf in self.leaves.items()}
 
     async def synthesize(
         self, text: str, with_mel: bool = False, options: RequestOptions | None = None
@@ -418,8 +425,8 @@ class Composer:
     def _encoded(self, features: dict[str, Any]) -> Any:
         """A response holding `features` through the sequence deployments (not awaited)."""
         response: Any = features
-        for handle in self.sequence:
-            response = handle.remote(self.name, response)
+        for leaf in self.sequence:
+            response = leaf.sequence(self.name, response)
         return response
 
     async def _made_again(
@@ -459,20 +466,17 @@ class Composer:
         self, features: Any, with_mel: bool, playback: Playback
     ) -> AsyncIterator[tuple[Any, Any]]:
         """(audio chunk, mel chunk or None) of one sentence, in order."""
-        stream = self.source.options(stream=True).stream.remote(
-            self.name, features, self.first.need
-        )
-        refs = await stream._to_object_ref_gen()
+        stream = await self.source.open(self.name, features, self.first.need)
         mel_from_source = self.first.head.produces == "mel"
         pending: asyncio.Queue = asyncio.Queue(maxsize=MAX_AHEAD)
         in_flight: list[Any] = []
 
         async def pump() -> None:
-            async for ref in refs:
+            async for ref in stream:
                 response, mel = ref, (ref if mel_from_source else None)
                 deadline = playback.next_chunk()
-                for handle, step in self.steps:
-                    response = handle.apply.remote(self.name, response, step.keep, deadline)
+                for leaf, step in self.steps:
+                    response = leaf.apply(self.name, response, step.keep, deadline)
                     in_flight.append(response)
                     if step.leaf.produces == "mel":
                         mel = response

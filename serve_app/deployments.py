@@ -47,6 +47,9 @@ class LeafDeployment:
     """The placement group whose application holds it, shared with other voices; or None."""
     options: dict[str, Any]
     """Its Serve deployment options, `name` among them (read only)."""
+    fused: bool = False
+    """Whether it runs in the voice's composer process instead (its placement's `fuse`, and
+    placed like the composer): then no deployment is made for it and `options` go unused."""
 
     @property
     def key(self) -> str:
@@ -69,14 +72,24 @@ def leaf_deployments(plan: Plan) -> list[LeafDeployment]:
     kinds: list[tuple[Leaf, Kind]] = [(leaf, "sequence") for leaf in plan.sequence]
     kinds.append((first.head, "source"))
     kinds += [(step.leaf, "chunk") for step in first.steps]
+    composer = plan.placement.for_block(COMPOSER, voice=plan.name)
     out = []
     for leaf, kind in kinds:
         placement = plan.placement.for_block(leaf.placement_type, voice=plan.name)
         name = leaf.name if placement.group is None else leaf.type
         where = f"voice {plan.name!r}: block {leaf.type}"
         options = deployment_options(placement, name, where, kind)
-        out.append(LeafDeployment(leaf, kind, placement.group, options))
+        fused = placement.fuse and placement.group is None and placed_alike(placement, composer)
+        out.append(LeafDeployment(leaf, kind, placement.group, options, fused))
     return out
+
+
+def placed_alike(block: BlockPlacement, composer: BlockPlacement) -> bool:
+    """Whether a block may run in its composer's process: the same device, the same resources
+    reserved and the same replicas. Fusing stops where any differs (a GPU decoder of a
+    CPU composer keeps its own deployment, on its own node)."""
+    keys = ("device", "num_cpus", "num_gpus", "resources", "autoscaling")
+    return all(getattr(block, k) == getattr(composer, k) for k in keys)
 
 
 def composer_options(plan: Plan) -> dict[str, Any]:

@@ -217,3 +217,8 @@ class ChunkServer(_LeafServer):
         without one counts as due now."""
         due = time.time() if deadline is None else deadline
         return await self.batcher.submit((self.blocks[voice], chunk, keep), priority=due)
+
+
+def server_for(kind: str) -> type[_LeafServer]:
+    """The server class of a leaf kind (serve_app/deployments.py `Kind`)."""
+    return {"sequence": SequenceServer, "source": SourceServer, "chunk": ChunkServer}[kind]

@@ -51,6 +51,8 @@ def serve_config(
             args["check_resources"] = False
         deployments = []
         for d in leaf_deployments(plan):
+            if d.fused:  # runs in the composer's process: no deployment of its own
+                continue
             if d.group is not None:  # listed once, in its group's application
                 entry = groups.setdefault(
                     (d.group, d.leaf.type), {"options": d.options, "voices": []}

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.ray
 
 STATIC = [32, 64, 128]
 PLACEMENT = {
-    "default": {"num_cpus": 0.1},
+    # Fused where placed like the composer: the Upsampler and Vocoder; fusing stops at the
+    # inferentia encoders and the GPU decoder.
+    "default": {"num_cpus": 0.1, "fuse": True},
     "blocks": {
         "Encoder": {"resources": {"inferentia": 1}, "shapes": {"kind": "static", "sizes": STATIC}},
         "Decoder": {"num_gpus": 0.5},
@@ -66,6 +68,20 @@ def test_each_block_runs_on_the_node_its_placement_asks_for(cluster):
     assert where["Decoder"]["gpu_ids"]  # Ray gave the replica the node's GPU
     # Replicas are the service, not background work: they run at ordinary priority.
     assert {w["niceness"] for w in where.values()} == {0}
+
+
+def test_fusing_stops_at_device_boundaries(cluster):
+    """The blocks placed like the composer run in its process; the encoders (inferentia) and
+    the decoder (GPU) keep deployments on their nodes, and a sentence passes through all."""
+    from ray import serve
+
+    deployments = set(serve.status().applications["voice-test-duration"].deployments)
+    assert deployments == {"Composer", "Encoders", "Decoder"}
+    where = _handle("Composer").where.remote().result()
+    fused = {key for key, w in where.items() if w.get("fused")}
+    assert fused == {"Upsampler", "Vocoder"}
+    assert len({where[key]["pid"] for key in fused}) == 1  # the composer's process
+    assert where["Upsampler"]["pid"] not in (where["Encoders"]["pid"], where["Decoder"]["pid"])
 
 
 def test_a_static_shape_placement_runs_the_encoders_only_at_exported_sizes(cluster):

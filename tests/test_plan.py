@@ -162,6 +162,41 @@ def test_every_deployment_of_a_voice_has_its_name_kind_and_options_from_one_plac
     assert composer["ray_actor_options"]["num_cpus"] == 0.1
 
 
+def test_a_fused_block_runs_in_the_composer_only_where_it_is_placed_like_the_composer(
+    duration_addon,
+):
+    """`fuse` takes a block into its composer's process, unless it is grouped with other
+    voices or placed otherwise (another device, other resources, other replicas): fusing stops
+    there, and the serve config lists only what keeps a deployment."""
+    placement = {
+        "default": {"num_cpus": 0.1, "fuse": True},
+        "blocks": {
+            "Encoder": {"resources": {"inferentia": 1}},
+            "Upsampler": {"autoscaling": {"min_replicas": 1, "max_replicas": 3}},
+            "Vocoder": {"group": "universal"},
+        },
+    }
+    plan = voice_with(duration_addon, placement=placement).plan
+    fused = {d.key: d.fused for d in leaf_deployments(plan)}
+    assert fused == {
+        "Encoders": False,
+        "Upsampler": False,
+        "Decoder": True,
+        "Vocoder@universal": False,
+    }
+    unfused = voice_with(duration_addon, placement={"blocks": {"Decoder": {"num_gpus": 1}}}).plan
+    assert not any(d.fused for d in leaf_deployments(unfused))  # `fuse` is off by default
+
+
+def test_the_serve_config_lists_no_deployment_for_a_fused_block(voices_dir):
+    from voicestack.serve_app.serve_config import serve_config
+
+    placement = {"default": {"num_cpus": 0.1, "fuse": True}, "blocks": {"Decoder": {"num_cpus": 1}}}
+    config = serve_config([str(voices_dir / "test-duration")], placement, check_resources=False)
+    (voice,) = [a for a in config["applications"] if a["name"] == "voice-test-duration"]
+    assert [d["name"] for d in voice["deployments"]] == ["Decoder", "Composer"]
+
+
 def test_deployments_of_a_voice_with_a_later_segment_leave_it_to_the_composer(duration_addon):
     plan = voice_with(duration_addon, stack=DURATION_STACK_WITH_GAINS).plan
     assert [d.key for d in leaf_deployments(plan)] == [

@@ -33,13 +33,15 @@ from bench.serve_bench.sampler import ProcessFinder, process_tree, ray_processes
 REPO = Path(__file__).resolve().parents[2]
 #: voicestack runs with the laptop placement `make serve` uses (deploy/placements/local.yaml:
 #: admission, cross-request batching of Decoder and Vocoder chunks); `voicestack-unbatched`
-#: with the same placement less every `batching` entry, so that the batching on/off
-#: comparison differs in nothing else.
+#: with the same placement less every `batching` entry, and `voicestack-unfused` less every
+#: `fuse` entry (each block in a deployment of its own), so that each on/off comparison differs
+#: in nothing else.
 SERVERS: tuple[str, ...] = (
     "naive",
     "streaming",
     "voicestack",
     "voicestack-unbatched",
+    "voicestack-unfused",
     "piper-stream",
     "piper-http",
 )
@@ -51,6 +53,7 @@ DESCRIPTIONS: dict[str, str] = {
     "streaming": "the same, a StreamingResponse over synthesize_stream(), chunk by chunk",
     "voicestack": "voicestack on Ray Serve, the laptop placement (deploy/placements/local.yaml)",
     "voicestack-unbatched": "the same, less every `batching` entry",
+    "voicestack-unfused": "the same, less every `fuse` entry: a deployment per block",
     "piper-stream": "Piper's engine (piper-tts) in Starlette + uvicorn: voice.synthesize(text), "
     "one chunk per sentence sent as made; normalize_audio=False; onnxruntime default session",
     "piper-http": "Piper's own server, `python -m piper.http_server -m MODEL` (Flask): "
@@ -277,11 +280,20 @@ def read_placement(path: Path) -> dict[str, Any]:
 
 def without_batching(placement: dict[str, Any]) -> dict[str, Any]:
     """`placement` with every entry's `batching` removed (each block calls one chunk at a time)."""
+    return _without(placement, "batching")
+
+
+def without_fusing(placement: dict[str, Any]) -> dict[str, Any]:
+    """`placement` with every entry's `fuse` removed (each block in a deployment of its own)."""
+    return _without(placement, "fuse")
+
+
+def _without(placement: dict[str, Any], key: str) -> dict[str, Any]:
     out = copy.deepcopy(placement)
     for section in [out.get("default") or {}, *(out.get("blocks") or {}).values()] + [
         e for voice in (out.get("voices") or {}).values() for e in voice.values()
     ]:
-        section.pop("batching", None)
+        section.pop(key, None)
     return out
 
 
@@ -337,10 +349,12 @@ def start_server(
         else:
             with piper_http_server(model, logs) as server:
                 yield server
-    elif name in ("voicestack", "voicestack-unbatched"):
+    elif name in ("voicestack", "voicestack-unbatched", "voicestack-unfused"):
         chosen = placement if placement is not None else read_placement(PLACEMENT_FILE)
         if name == "voicestack-unbatched":
             chosen = without_batching(chosen)
+        elif name == "voicestack-unfused":
+            chosen = without_fusing(chosen)
         with voicestack_server(name, voice_path, voice_name, chosen) as server:
             yield server
     elif name in SERVERS:
