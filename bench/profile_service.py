@@ -16,7 +16,9 @@ Three measurements in one run, on the same text:
 
 The replica of a block minus that block's compute alone is what serving costs in that process
 (deserialising arguments, the event loop, handing work to a thread, serialising the result);
-the composer, ingress, proxy and Ray daemons are all overhead. Prints one markdown table.
+the composer, ingress, proxy and Ray daemons are all overhead. Prints one markdown table, and
+the serving overhead per request: the CPU of every Ray process per request, less the compute
+alone of its text (`--text sentence --concurrency 1` for a voice assistant's short requests).
 """
 
 from __future__ import annotations
@@ -175,6 +177,14 @@ def main() -> int:
         print(f"| {name} | {a:.1f} | {s:.1f} | {s - a:+.1f} |")
     print(
         f"| **all** | {total_alone:.1f} | {total_served:.1f} | {total_served - total_alone:+.1f} |"
+    )
+    requests = sum(r.ok for r in level.records)
+    alone_s, served_s = sum(alone.values()), sum(served.values())
+    print()
+    print(
+        f"per request ({len(text)} characters): {served_s / requests * 1000:.1f} ms of CPU in "
+        f"the service, {alone_s * 1000:.1f} ms compute alone: serving overhead "
+        f"{(served_s / requests - alone_s) * 1000:.1f} ms"
     )
     print()
     print("| chunk between | frames x channels | ray.put + ray.get, us |")
