@@ -2,9 +2,11 @@
 the middle of streams, and what each client saw.
 
 The service is `make serve`'s: joe, espeak-duration and espeak-attention under
-deploy/placements/local.yaml (Griffin-Lim grouped: one deployment for both espeak voices), on a
-local Ray. For each deployment (each voice's composer and blocks, the grouped vocoder, the
-ingress), `--rounds` times: four streams start (the voice's long text as msgpack, wav and mp3,
+deploy/placements/local.yaml (each voice's blocks fused into its composer), on a local Ray;
+`--unfused` drops every `fuse` entry, so that each block has a deployment of its own to kill
+(and with `--group-griffin-lim` Griffin-Lim is one deployment shared by both espeak voices).
+For each deployment (each voice's composer and blocks, a grouped vocoder, the ingress),
+`--rounds` times: four streams start (the voice's long text as msgpack, wav and mp3,
 and another voice's as msgpack), the deployment's replica is killed once the first has
 `--kill-after` bytes, and every stream is read to its end. Each stream is then:
 
@@ -18,7 +20,8 @@ and another voice's as msgpack), the deployment's replica is killed once the fir
 Recovery is the time from the kill until a new one-sentence request of the voice, sent again and
 again from that moment beside the broken streams, gets its whole audio. tests/test_stream_failures.py runs the fast part of this.
 
-    .venv/bin/python bench/faults.py [--rounds 3] [--only Composer,Ingress] [--json out/faults.json]
+    .venv/bin/python bench/faults.py [--rounds 3] [--only Composer,Ingress] [--unfused]
+        [--group-griffin-lim] [--json out/faults.json]
 """
 
 from __future__ import annotations
@@ -52,6 +55,12 @@ def main() -> None:
         default="",
         help="comma-separated deployment names to kill (default: every one), e.g. Composer,Ingress",
     )
+    parser.add_argument("--unfused", action="store_true", help="a deployment per block")
+    parser.add_argument(
+        "--group-griffin-lim",
+        action="store_true",
+        help="one Griffin-Lim deployment for both espeak voices",
+    )
     args = parser.parse_args()
 
     import numpy as np
@@ -65,6 +74,12 @@ def main() -> None:
 
     root = Path(__file__).resolve().parents[1]
     placement = yaml.safe_load((root / "deploy/placements/local.yaml").read_text())
+    if args.unfused:
+        from bench.serve_bench.launch import without_fusing
+
+        placement = without_fusing(placement)
+    if args.group_griffin_lim:
+        placement["blocks"]["GriffinLim"] = {"group": "universal", "threads": 2}
     paths = [str(find_voice(v).path) for v in VOICES]
     rows = []
     with running_service(paths, placement) as service:

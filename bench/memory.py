@@ -7,8 +7,9 @@ and one copy of a network the voices share); `fuse` runs a voice's blocks in its
 process. Scenarios, each on a fresh local Ray:
 
 - default: the bundled voices (joe, espeak-duration, espeak-attention) added one at a time under
-  `make serve`'s placement (deploy/placements/local.yaml: blocks fused into their composer,
-  Griffin-Lim one deployment for both espeak voices), then the same less every `fuse` entry;
+  `make serve`'s placement (deploy/placements/local.yaml: every block fused into its voice's
+  composer), then the same less every `fuse` entry with Griffin-Lim one deployment for both
+  espeak voices (`make serve`'s placement before fusing);
 - `--test-voices`: one test voice, two, and two with every block type grouped, a deployment
   per block (the figures of the first version of this script).
 
@@ -105,7 +106,9 @@ def bundled_rows() -> list[tuple]:
     names = ["joe", "espeak-duration", "espeak-attention"]
     paths = [str(find_voice(n).path) for n in names]
     rows = [("ray + serve, no voice", *scenario([], laptop))]
-    for label, placement in [("fused", laptop), ("a deployment per block", without_fusing(laptop))]:
+    unfused = without_fusing(laptop)
+    unfused["blocks"]["GriffinLim"] = {"group": "universal", "threads": 2}
+    for label, placement in [("fused", laptop), ("a deployment per block", unfused)]:
         for count in range(1, len(names) + 1):
             voices = ", ".join(names[:count])
             rows.append((f"{voices} ({label})", *scenario(paths[:count], placement)))
