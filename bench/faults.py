@@ -18,7 +18,8 @@ and another voice's as msgpack), the deployment's replica is killed once the fir
 - clean but short: ended like a whole file with audio missing. Never allowed.
 
 Recovery is the time from the kill until a new one-sentence request of the voice, sent again and
-again from that moment beside the broken streams, gets its whole audio. tests/test_stream_failures.py runs the fast part of this.
+again from that moment beside the broken streams, gets its whole audio.
+tests/test_stream_failures.py runs the fast part of this.
 
     .venv/bin/python bench/faults.py [--rounds 3] [--only Composer,Ingress] [--unfused]
         [--group-griffin-lim] [--json out/faults.json]
@@ -74,12 +75,12 @@ def main() -> None:
 
     root = Path(__file__).resolve().parents[1]
     placement = yaml.safe_load((root / "deploy/placements/local.yaml").read_text())
-    if args.unfused:
-        from bench.serve_bench.launch import without_fusing
+    from bench.serve_bench.launch import with_shared_griffin_lim, without_fusing
 
+    if args.unfused:
         placement = without_fusing(placement)
     if args.group_griffin_lim:
-        placement["blocks"]["GriffinLim"] = {"group": "universal", "threads": 2}
+        placement = with_shared_griffin_lim(placement)
     paths = [str(find_voice(v).path) for v in VOICES]
     rows = []
     with running_service(paths, placement) as service:

@@ -99,15 +99,14 @@ def bundled_rows() -> list[tuple]:
     import yaml
     from voicestack.addons.search_path import find_voice
 
-    from bench.serve_bench.launch import without_fusing
+    from bench.serve_bench.launch import with_shared_griffin_lim, without_fusing
 
     root = Path(__file__).resolve().parents[1]
     laptop = yaml.safe_load((root / "deploy/placements/local.yaml").read_text())
     names = ["joe", "espeak-duration", "espeak-attention"]
     paths = [str(find_voice(n).path) for n in names]
     rows = [("ray + serve, no voice", *scenario([], laptop))]
-    unfused = without_fusing(laptop)
-    unfused["blocks"]["GriffinLim"] = {"group": "universal", "threads": 2}
+    unfused = with_shared_griffin_lim(without_fusing(laptop))
     for label, placement in [("fused", laptop), ("a deployment per block", unfused)]:
         for count in range(1, len(names) + 1):
             voices = ", ".join(names[:count])

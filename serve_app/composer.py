@@ -116,12 +116,14 @@ class Composer:
         self.warming = False  # the warm-up's request is no client's: not in the metrics
         #: How each leaf is called, by its deployment's key: through its handle, or here.
         self.leaves: dict[str, Deployed | Fused] = {}
+        by_path: dict[str, Deployed | Fused] = {}
         for d in leaf_deployments(plan):
+            leaf: Deployed | Fused
             if d.fused:
-                self.leaves[d.key] = Fused(server_for(d.kind)([(data, d.leaf.path)]))
+                leaf = Fused(server_for(d.kind)([(data, d.leaf.path)]))
             else:
-                self.leaves[d.key] = Deployed(_handle(handles[d.key]))
-        by_path = {d.leaf.path: self.leaves[d.key] for d in leaf_deployments(plan)}
+                leaf = Deployed(_handle(handles[d.key]))
+            self.leaves[d.key] = by_path[d.leaf.path] = leaf
         first, *rest = plan.segments
         self.first = first
         #: The sequence leaves' deployments, in order; the source's; the first segment's steps'.
@@ -129,10 +131,15 @@ class Composer:
         self.source = by_path[first.head.path]
         self.steps = [(by_path[step.leaf.path], step) for step in first.steps]
         # A source that knows each symbol's frames (a duration model's upsampler), built here
-        # as well: word timestamps are made from it.
+        # as well unless it is fused here already: word timestamps are made from it.
         self.timeline: StreamableBlock | None = None
         if plan.times_symbols:
-            source = first.head.build(env)
+            fused_source = self.source.server if isinstance(self.source, Fused) else None
+            source = (
+                fused_source.blocks[self.name]
+                if fused_source is not None
+                else first.head.build(env)
+            )
             assert isinstance(source, StreamableBlock)  # the head of a segment
             self.timeline = source
         #: Whether the source's chunks carry its alignment (an attention decoder's `marks`).

@@ -288,6 +288,14 @@ def without_fusing(placement: dict[str, Any]) -> dict[str, Any]:
     return _without(placement, "fuse")
 
 
+def with_shared_griffin_lim(placement: dict[str, Any]) -> dict[str, Any]:
+    """`placement` with Griffin-Lim one deployment for every voice that uses it (the group
+    `make serve`'s placement had before its blocks were fused)."""
+    out = copy.deepcopy(placement)
+    out.setdefault("blocks", {})["GriffinLim"] = {"group": "universal", "threads": 2}
+    return out
+
+
 def _without(placement: dict[str, Any], key: str) -> dict[str, Any]:
     out = copy.deepcopy(placement)
     for section in [out.get("default") or {}, *(out.get("blocks") or {}).values()] + [
